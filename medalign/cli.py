@@ -1,0 +1,66 @@
+"""The ``medalign`` command.
+
+Each package adds its own sub-commands through ``<package>.cli.register(subparsers)``:
+
+    medalign run JOB.yaml [key.sub=value ...]     jobs/        run a pipeline (Ray)
+    medalign submit JOB.yaml                      jobs/        submit it to a Ray cluster
+    medalign bootstrap ...                        alignment/   tokenizer + tiny model from a corpus
+    medalign data validate|build|stats|preview    data_recipes/
+    medalign judge run|serve                      judges/
+    medalign audit verify|summary                 judges/
+
+A package's ``cli.py`` imports nothing heavy at module level (torch, transformers, ray are
+imported inside the handlers), so ``medalign --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from medalign.config import ConfigError
+
+_PACKAGES = ("jobs.cli", "alignment.cli", "data_recipes.cli", "judges.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medalign",
+        description="Medical RLHF/RLAIF pipeline: data recipes, SFT, LLM judges, reward model, "
+                    "PPO / rejection sampling, evaluation. Start with: medalign run jobs/quickstart.yaml",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _PACKAGES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

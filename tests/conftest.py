@@ -1,0 +1,34 @@
+"""Fixtures shared by every test folder.
+
+Tests run offline on CPU. Package-specific fixtures live in tests/<package>/conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+
+# Never reach a model hub from a test.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """../shared/data/real (real-format samples); skips the test when it is absent."""
+    if not SHARED_REAL.is_dir():
+        pytest.skip(f"real-format samples not found at {SHARED_REAL}")
+    return SHARED_REAL
