@@ -103,20 +103,22 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
 
 def write_manifest(out_dir: str | Path, *, stage: str, key: str, config: Any,
                    inputs: dict[str, dict], metrics: dict, timings: dict,
-                   extra: dict | None = None) -> dict:
+                   extra: dict | None = None, exclude: frozenset[str] = frozenset()) -> dict:
     """Digest the outputs of ``out_dir`` and write its manifest last. Returns the manifest.
 
-    ``inputs`` maps an input name to ``{"path": ..., "digest": ...}``.
+    ``inputs`` maps an input name to ``{"path": ..., "digest": ...}``; top-level names in
+    ``exclude`` (logs, checkpoints) are bookkeeping and stay out of the output digest and list.
     """
     out_dir = Path(out_dir)
+    outputs = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*")
+                     if p.is_file() and p.name != MANIFEST
+                     and p.relative_to(out_dir).parts[0] not in exclude)
     manifest = {
         "stage": stage,
         "key": key,
         "config": config,
         "inputs": inputs,
-        "outputs": {"digest": digest_path(out_dir),
-                    "files": sorted(p.relative_to(out_dir).as_posix()
-                                    for p in out_dir.rglob("*") if p.is_file() and p.name != MANIFEST)},
+        "outputs": {"digest": digest_path(out_dir, exclude=exclude), "files": outputs},
         "metrics": metrics,
         "timings": timings,
         "versions": package_versions(),

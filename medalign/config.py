@@ -185,8 +185,13 @@ def _list_index(node: list, part: str, text: str) -> int:
 # Validation
 # --------------------------------------------------------------------------------------------
 
-def validate_mapping(data: Any, model: type[M], source: str | Path = "<config>") -> M:
-    """Validate parsed YAML against ``model``; errors name source, line and field path."""
+def validate_mapping(data: Any, model: type[M], source: str | Path = "<config>",
+                     prefix: str = "") -> M:
+    """Validate parsed YAML against ``model``; errors name source, line and field path.
+
+    ``prefix`` is prepended to field paths when ``data`` is a sub-tree of a larger file (for
+    example ``stages.sft.config`` for a stage's config inside a job YAML).
+    """
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -196,7 +201,7 @@ def validate_mapping(data: Any, model: type[M], source: str | Path = "<config>")
             # pydantic puts the union member / tag into loc; keep only real keys for the line
             line = line_of(data, loc)
             where = f"{source}:{line}" if line else str(source)
-            path = ".".join(str(p) for p in loc) or "(top level)"
+            path = ".".join([prefix] * bool(prefix) + [str(p) for p in loc]) or "(top level)"
             problems.append(f"{where}: {path}: {err['msg']}")
         raise ConfigError(problems) from None
 

@@ -1,0 +1,138 @@
+"""Turn a job YAML into a plan: validated stage configs, resolved wiring, a dependency order.
+
+Nothing here imports ray or runs a stage. :func:`load_plan` fails before any work starts on an
+unknown key, an unknown stage kind, a bad stage config, an input that names no stage and no
+existing path, or a cycle; every error names the job file, its line and the field path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medalign.config import ConfigError, StrictModel, apply_overrides, line_of, load_yaml, validate_mapping
+
+from jobs.registry import MODEL_INPUTS, check_kind, default_inputs, validate_stage_config
+from jobs.schema import JobConfig, StageEntry
+
+
+@dataclass
+class InputRef:
+    """Where one input of a stage comes from: an upstream stage of this job or an external path/id."""
+
+    stage: str | None = None          # upstream stage name
+    external: str | None = None       # a path or hub id given by the user
+    is_model: bool = False            # True: the upstream stage's out/model directory
+
+
+@dataclass
+class PlannedStage:
+    name: str
+    kind: str
+    entry: StageEntry
+    config: StrictModel
+    inputs: dict[str, InputRef] = field(default_factory=dict)
+
+    @property
+    def deps(self) -> list[str]:
+        return sorted({ref.stage for ref in self.inputs.values() if ref.stage})
+
+
+@dataclass
+class Plan:
+    job: JobConfig
+    source: Path
+    stages: dict[str, PlannedStage]    # in execution (topological) order
+
+    @property
+    def job_dir(self) -> Path:
+        return Path(self.job.run_dir) / self.job.name
+
+
+def load_plan(path: str | Path, overrides: list[str] | None = None) -> Plan:
+    """Load, override and validate a job YAML; resolve every stage's config and inputs."""
+    path = Path(path)
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}:1: expected a mapping at the top level"])
+    apply_overrides(data, overrides or [])
+    job = validate_mapping(data, JobConfig, source=path)
+    raw_stages = data.get("stages", {})
+    enabled = {name: e for name, e in job.stages.items() if e.enabled}
+    kinds = {name: (e.kind or name) for name, e in enabled.items()}
+    stages: dict[str, PlannedStage] = {}
+    problems: list[str] = []
+    for name, entry in enabled.items():
+        kind = kinds[name]
+        check_kind(name, kind, path, line_of(data, ("stages", name)))
+        try:
+            cfg = validate_stage_config(kind, (raw_stages.get(name) or {}).get("config") or {}, path,
+                                        prefix=f"stages.{name}.config")
+        except ConfigError as e:
+            problems.extend(e.problems)
+            continue
+        try:
+            inputs = _resolve_inputs(name, kind, entry, kinds, path, data)
+        except ConfigError as e:
+            problems.extend(e.problems)
+            continue
+        stages[name] = PlannedStage(name=name, kind=kind, entry=entry, config=cfg, inputs=inputs)
+    if problems:
+        raise ConfigError(problems)
+    return Plan(job=job, source=path, stages=_topological(stages, path))
+
+
+def _resolve_inputs(name: str, kind: str, entry: StageEntry, kinds: dict[str, str],
+                    source: Path, data: dict) -> dict[str, InputRef]:
+    wanted = default_inputs(kind)
+    unknown = set(entry.inputs) - set(wanted)
+    if unknown:
+        line = line_of(data, ("stages", name, "inputs"))
+        raise ConfigError([f"{source}:{line}: stages.{name}.inputs: unknown input(s) "
+                           f"{sorted(unknown)}; {kind} takes {sorted(wanted)}"])
+    refs: dict[str, InputRef] = {}
+    for input_name, candidates in wanted.items():
+        is_model = input_name in MODEL_INPUTS
+        given = entry.inputs.get(input_name)
+        if given is not None:
+            if given in kinds:
+                refs[input_name] = InputRef(stage=given, is_model=is_model)
+            elif is_model or Path(given).exists():
+                # a model may be a hub id; anything else must exist (checked now, before work starts)
+                refs[input_name] = InputRef(external=given, is_model=is_model)
+            else:
+                line = line_of(data, ("stages", name, "inputs", input_name))
+                raise ConfigError([f"{source}:{line}: stages.{name}.inputs.{input_name}: {given!r} is "
+                                   f"neither a stage of this job nor an existing path"])
+            continue
+        upstream = next((s for c in candidates for s, k in kinds.items() if k == c and s != name), None)
+        if upstream is None:
+            line = line_of(data, ("stages", name))
+            raise ConfigError([f"{source}:{line}: stages.{name}: input {input_name!r} has no source: "
+                               f"add a stage of kind {' or '.join(candidates)} or set "
+                               f"stages.{name}.inputs.{input_name}"])
+        refs[input_name] = InputRef(stage=upstream, is_model=is_model)
+    return refs
+
+
+def _topological(stages: dict[str, PlannedStage], source: Path) -> dict[str, PlannedStage]:
+    """Order stages so every stage follows its inputs; ties keep the YAML order."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, chain: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise ConfigError([f"{source}: stages: cycle {' -> '.join(chain + [name])}"])
+        state[name] = 1
+        for dep in stages[name].deps:
+            if dep not in stages:
+                raise ConfigError([f"{source}: stages.{name}: needs stage {dep!r}, which is disabled"])
+            visit(dep, chain + [name])
+        state[name] = 2
+        order.append(name)
+
+    for name in stages:
+        visit(name, [])
+    return {name: stages[name] for name in order}

@@ -1,0 +1,128 @@
+"""The job report: a summary table on the terminal and ``runs/<job>/report.json``.
+
+The report gathers each stage's status, directory, wall time and metrics from its manifest, and a
+``headline`` with the figures a reader looks for first (SFT loss, reward-model accuracy, PPO reward
+and KL, judge win rate). Headline values are copied from stage metrics, never computed here: a
+metric a stage did not report is absent, not zero.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from medalign.artifacts import write_json_atomic
+
+# headline name -> (stage kind, metric name in that stage's manifest)
+HEADLINE = {
+    "sft_loss_start": ("sft", "train_loss_start"),
+    "sft_loss_end": ("sft", "train_loss_end"),
+    "sft_eval_loss": ("sft", "eval_loss"),
+    "judge_ok_fraction": ("judge", "ok_fraction"),
+    "judge_swap_consistency": ("judge", "swap_consistency"),
+    "rm_heldout_accuracy": ("reward_model", "eval_accuracy"),
+    "ppo_reward_first": ("ppo", "reward_first"),
+    "ppo_reward_last": ("ppo", "reward_last"),
+    "ppo_kl_last": ("ppo", "kl_last"),
+    "ppo_kl_mean": ("ppo", "kl_mean"),
+    "win_rate_vs_baseline": ("eval", "win_rate"),
+    "win_rate_ci95_low": ("eval", "win_rate_ci_low"),
+    "win_rate_ci95_high": ("eval", "win_rate_ci_high"),
+    "eval_rm_accuracy": ("eval", "rm_accuracy"),
+}
+
+# metrics shown in the terminal table, per stage kind (all metrics are in report.json)
+_TABLE_METRICS = {
+    "data": ("sft_rows", "prompt_rows", "quarantined"),
+    "bootstrap": ("vocab_size", "parameters"),
+    "sft": ("train_loss_start", "train_loss_end", "eval_loss"),
+    "sample": ("prompts", "responses"),
+    "judge": ("calls", "ok_fraction", "swap_consistency", "pairs"),
+    "reward_model": ("eval_accuracy",),
+    "ppo": ("reward_first", "reward_last", "kl_last"),
+    "rsft": ("rm_score_first", "rm_score_last"),
+    "dpo": ("train_loss_end",),
+    "eval": ("win_rate", "win_rate_ci_low", "win_rate_ci_high", "rm_accuracy"),
+}
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    kind: str
+    status: str                 # ran | reused | failed | skipped
+    out_dir: Path | None
+    manifest: dict | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ran", "reused")
+
+
+def headline(outcomes: dict[str, StageOutcome]) -> dict:
+    """Pick the headline figures from the stages' metrics (last stage of a kind wins)."""
+    out = {}
+    for label, (kind, metric) in HEADLINE.items():
+        for o in outcomes.values():
+            if o.ok and o.kind == kind and metric in (o.manifest or {}).get("metrics", {}):
+                out[label] = o.manifest["metrics"][metric]
+    return out
+
+
+def write_report(plan, names: list[str], outcomes: dict[str, StageOutcome], started: float,
+                 echo=print) -> dict:
+    """Write runs/<job>/report.json, print the summary table, return the report."""
+    stages = {}
+    for name in names:
+        o = outcomes.get(name) or StageOutcome(name, plan.stages[name].kind, "not run", None, None)
+        m = o.manifest or {}
+        stages[name] = {"kind": o.kind, "status": o.status, "dir": str(o.out_dir) if o.out_dir else None,
+                        "key": m.get("key"), "wall_s": m.get("timings", {}).get("wall_s"),
+                        "metrics": m.get("metrics", {}), "error": o.error}
+    failed = [n for n, s in stages.items() if s["status"] not in ("ran", "reused")]
+    report = {
+        "job": plan.job.name,
+        "source": str(plan.source),
+        "seed": plan.job.seed,
+        "status": "ok" if not failed else "failed",
+        "failed_or_skipped": failed,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "wall_s": round(time.time() - started, 2),
+        "headline": headline(outcomes),
+        "stages": stages,
+    }
+    write_json_atomic(plan.job_dir / "report.json", report)
+    _print_table(report, echo)
+    echo(f"report: {plan.job_dir / 'report.json'}")
+    return report
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def _print_table(report: dict, echo) -> None:
+    """A rich table when the terminal supports it, plain text otherwise (both via ``echo``)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"medalign job {report['job']}: {report['status']} in {report['wall_s']:.1f} s")
+    for col in ("stage", "status", "wall s", "metrics"):
+        table.add_column(col, justify="right" if col == "wall s" else "left")
+    for name, s in report["stages"].items():
+        keys = _TABLE_METRICS.get(s["kind"], ())
+        metrics = ", ".join(f"{k}={_fmt(s['metrics'][k])}" for k in keys if k in s["metrics"])
+        wall = f"{s['wall_s']:.1f}" if s["wall_s"] is not None else "-"
+        table.add_row(name, s["status"], wall, metrics or (s["error"] or "")[:120])
+    console = Console(width=140, record=True)
+    with console.capture() as cap:
+        console.print(table)
+        if report["headline"]:
+            console.print("headline: " + ", ".join(f"{k}={_fmt(v)}" for k, v in report["headline"].items()))
+    echo(cap.get().rstrip())

@@ -1,0 +1,92 @@
+"""Toy stage modules (tiny, fast, no torch) to test the job runner's bookkeeping.
+
+``toy_stages.source`` writes ``value.txt``; ``toy_stages.double`` doubles its input's value and
+keeps a checkpoint file so a killed attempt can be seen resuming. Both can be told to fail or to
+sleep. The package lives in a temp dir put on sys.path and PYTHONPATH (for subprocesses and
+Ray workers).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+SOURCE = '''
+"""Toy source stage."""
+import os
+import time
+from pathlib import Path
+from medalign.config import StrictModel
+
+NAME = "source"
+INPUTS = {}
+
+class Config(StrictModel):
+    value: int = 1
+    fail: bool = False
+
+def run(cfg, inputs, out, ctx):
+    (out / "started.txt").write_text("x")
+    # the sleep comes from the environment, not the config, so it does not change the stage key
+    time.sleep(float(os.environ.get("TOY_SLEEP_S", "0")))
+    if cfg.fail:
+        raise RuntimeError("toy source was told to fail")
+    (out / "value.txt").write_text(str(cfg.value))
+    return {"value": cfg.value}
+'''
+
+DOUBLE = '''
+"""Toy stage that doubles its input, with a checkpoint."""
+from pathlib import Path
+from medalign.config import StrictModel
+
+NAME = "double"
+INPUTS = {"data": ("toy_stages.source",)}
+
+class Config(StrictModel):
+    factor: int = 2
+
+def run(cfg, inputs, out, ctx):
+    value = int((Path(inputs["data"]) / "value.txt").read_text())
+    ckpt = out / "checkpoints" / "resumed_from.txt"
+    resumed = ckpt.exists()
+    ckpt.parent.mkdir(exist_ok=True)
+    ckpt.write_text("1")
+    (out / "value.txt").write_text(str(value * cfg.factor))
+    return {"value": value * cfg.factor, "resumed": resumed}
+'''
+
+
+@pytest.fixture(scope="session")
+def toy_stages(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("toy_pkg")
+    pkg = root / "toy_stages"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "source.py").write_text(textwrap.dedent(SOURCE))
+    (pkg / "double.py").write_text(textwrap.dedent(DOUBLE))
+    sys.path.insert(0, str(root))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    return root
+
+
+@pytest.fixture
+def toy_job(tmp_path, toy_stages) -> Path:
+    job = tmp_path / "toy.yaml"
+    job.write_text(textwrap.dedent(f"""\
+        name: toy
+        run_dir: {tmp_path / 'runs'}
+        ray: {{num_cpus: 2}}
+        stages:
+          src:
+            kind: toy_stages.source
+            config: {{value: 3}}
+          dbl:
+            kind: toy_stages.double
+            config: {{factor: 2}}
+        """))
+    return job
