@@ -18,6 +18,7 @@ import fcntl
 import logging
 import os
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import replace
@@ -160,7 +161,7 @@ def _run_with_ray(plan: Plan, pending: list[str], force: set[str],
     """Submit ready stages as Ray tasks until every pending stage ran, failed or was skipped."""
     from jobs import ray_tasks  # the only place that imports ray
 
-    ray_tasks.init_ray(plan.job.ray, STAGE_ENV, echo)
+    ray_tasks.init_ray(plan.job.ray, {**STAGE_ENV, "MEDALIGN_COMMAND": " ".join(sys.argv)}, echo)
     running: dict = {}
     waiting = list(pending)
     while waiting or running:

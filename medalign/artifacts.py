@@ -90,6 +90,18 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def redact_command(command: str) -> str:
+    """Hide the value of any ``name=value`` argument whose name looks like a secret."""
+    words = []
+    for word in command.split(" "):
+        name, eq, _ = word.partition("=")
+        words.append(f"{name}=***" if eq and any(w in name.lower() for w in _SECRET_WORDS) else word)
+    return " ".join(words)
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write JSON to ``path`` via a temp file and rename, so readers never see half a file."""
     path = Path(path)
@@ -124,7 +136,7 @@ def write_manifest(out_dir: str | Path, *, stage: str, key: str, config: Any,
         "versions": package_versions(),
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "host": platform.node(),
-        "argv": sys.argv,
+        "command": redact_command(os.environ.get("MEDALIGN_COMMAND", " ".join(sys.argv))),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }

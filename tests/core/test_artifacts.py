@@ -43,3 +43,10 @@ def test_manifest_is_written_last_and_read_back(tmp_path):
     assert m["versions"]["python"]
     (tmp_path / "manifest.json").write_text("{truncated")
     assert read_manifest(tmp_path) is None
+
+
+def test_secret_looking_arguments_are_redacted():
+    from medalign.artifacts import redact_command
+
+    cmd = "medalign run job.yaml stages.judge.config.api_key=sk-123 seed=1 token=abc"
+    assert redact_command(cmd) == "medalign run job.yaml stages.judge.config.api_key=*** seed=1 token=***"

@@ -60,6 +60,26 @@ def run(cfg, inputs, out, ctx):
     return {"value": value * cfg.factor, "resumed": resumed}
 '''
 
+ALLREDUCE = '''
+"""Toy data-parallel stage: every rank adds rank+1 through torch.distributed."""
+from medalign.config import StrictModel
+
+NAME = "allreduce"
+INPUTS = {}
+
+class Config(StrictModel):
+    value: int = 1
+
+def run(cfg, inputs, out, ctx):
+    import torch
+    import torch.distributed as dist
+    t = torch.tensor([float(cfg.value * (dist.get_rank() + 1))])
+    dist.all_reduce(t)
+    if dist.get_rank() == 0:
+        (out / "sum.txt").write_text(str(t.item()))
+    return {"sum": t.item(), "world_size": dist.get_world_size()}
+'''
+
 
 @pytest.fixture(scope="session")
 def toy_stages(tmp_path_factory) -> Path:
@@ -69,6 +89,7 @@ def toy_stages(tmp_path_factory) -> Path:
     (pkg / "__init__.py").write_text("")
     (pkg / "source.py").write_text(textwrap.dedent(SOURCE))
     (pkg / "double.py").write_text(textwrap.dedent(DOUBLE))
+    (pkg / "allreduce.py").write_text(textwrap.dedent(ALLREDUCE))
     sys.path.insert(0, str(root))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
     return root

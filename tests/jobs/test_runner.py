@@ -147,3 +147,25 @@ def test_ray_runs_stages_as_tasks(toy_job):
         ray.shutdown()
     assert report["status"] == "ok"
     assert report["stages"]["dbl"]["metrics"]["value"] == 6
+
+
+@pytest.mark.slow
+def test_num_workers_runs_a_stage_data_parallel_on_ray_train(tmp_path, toy_stages):
+    ray = pytest.importorskip("ray")
+    job = tmp_path / "dp.yaml"
+    job.write_text(f"""\
+name: dp
+run_dir: {tmp_path / 'runs'}
+ray: {{num_cpus: 2}}
+stages:
+  ar:
+    kind: toy_stages.allreduce
+    resources: {{num_cpus: 2, num_workers: 2}}
+""")
+    try:
+        report = run_job(load_plan(job), use_ray=True, progress=False, echo=lambda s: None)
+    finally:
+        ray.shutdown()
+    assert report["status"] == "ok", report
+    assert report["stages"]["ar"]["metrics"] == {"sum": 3.0, "world_size": 2}
+    assert (Path(report["stages"]["ar"]["dir"]) / "sum.txt").read_text() == "3.0"
