@@ -1,0 +1,149 @@
+"""The synthetic medical world: departments and conditions, in Chinese and English.
+
+The demo corpus generator (``generate.py``) writes consultations from this table, and the local
+judge's rubric uses the names as a lexicon. Usage::
+
+    from data_recipes.synthetic.world import CONDITIONS, CONDITIONS_BY_KEY, DEPARTMENTS
+    migraine = CONDITIONS_BY_KEY["migraine"]
+    DEPARTMENTS[migraine.department].name["zh"]        # "神经内科"
+
+Names are unambiguous as substrings: no condition or department name contains another name of
+the same language, and no phrase in the table contains any name (``validate_world`` checks both),
+so a judge may search a response for names in any order. ``lexicon.find_mentions`` still matches
+longest first, so the rule holds even for extra names a caller adds.
+"""
+
+from __future__ import annotations
+
+import re
+
+from data_recipes.synthetic.conditions_medicine import MEDICINE
+from data_recipes.synthetic.conditions_specialties import SPECIALTIES
+from data_recipes.synthetic.schema import Condition, Department
+
+LANGUAGES = ("zh", "en")
+
+_DEPARTMENT_NAMES = {
+    # key: (zh, en). English names avoid being substrings of each other ("urology" is inside
+    # "neurology", hence "urological surgery"; "ENT" is inside "patient", hence otolaryngology).
+    "neurology": ("神经内科", "neurology"),
+    "cardiology": ("心血管内科", "cardiology"),
+    "respiratory": ("呼吸内科", "respiratory medicine"),
+    "gastroenterology": ("消化内科", "gastroenterology"),
+    "dermatology": ("皮肤科", "dermatology"),
+    "endocrinology": ("内分泌科", "endocrinology"),
+    "infectious": ("感染科", "infectious diseases"),
+    "psychiatry": ("精神科", "psychiatry"),
+    "orthopedics": ("骨科", "orthopedics"),
+    "ent": ("耳鼻喉科", "otolaryngology"),
+    "ophthalmology": ("眼科", "ophthalmology"),
+    "gynecology": ("妇科", "gynecology"),
+    "urology": ("泌尿外科", "urological surgery"),
+    "pediatrics": ("儿科", "pediatrics"),
+    "dentistry": ("口腔科", "dentistry"),
+}
+
+DEPARTMENTS: dict[str, Department] = {
+    key: Department(key=key, name={"zh": zh, "en": en}) for key, (zh, en) in _DEPARTMENT_NAMES.items()
+}
+CONDITIONS: tuple[Condition, ...] = MEDICINE + SPECIALTIES
+CONDITIONS_BY_KEY: dict[str, Condition] = {c.key: c for c in CONDITIONS}
+
+MIN_CONDITIONS = 40
+MIN_DEPARTMENTS = 12
+# (field name, minimum items, maximum items) per language.
+FIELD_SIZES = (
+    ("symptoms", 3, 6),
+    ("onset", 2, 4),
+    ("advice", 3, 5),
+    ("red_flags", 2, 4),
+    ("follow_up_questions", 2, 4),
+)
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def condition_names(lang: str) -> dict[str, str]:
+    """Condition name -> condition key, for one language."""
+    return {c.name[lang]: c.key for c in CONDITIONS}
+
+
+def department_names(lang: str) -> dict[str, str]:
+    """Department name -> department key, for one language."""
+    return {d.name[lang]: d.key for d in DEPARTMENTS.values()}
+
+
+def department_of(condition: Condition, lang: str) -> str:
+    """The name of the condition's department in ``lang``."""
+    return DEPARTMENTS[condition.department].name[lang]
+
+
+def world_problems() -> list[str]:
+    """Every inconsistency in the table, one message each (empty when the world is valid)."""
+    problems: list[str] = []
+    if len(CONDITIONS) < MIN_CONDITIONS:
+        problems.append(f"only {len(CONDITIONS)} conditions, need >= {MIN_CONDITIONS}")
+    if len(DEPARTMENTS) < MIN_DEPARTMENTS:
+        problems.append(f"only {len(DEPARTMENTS)} departments, need >= {MIN_DEPARTMENTS}")
+    if len(CONDITIONS_BY_KEY) != len(CONDITIONS):
+        problems.append("condition keys are not unique")
+    used = {c.department for c in CONDITIONS}
+    problems += [f"department {k!r} has no condition" for k in DEPARTMENTS if k not in used]
+    for cond in CONDITIONS:
+        problems += _condition_problems(cond)
+    problems += _name_problems()
+    return problems
+
+
+def validate_world() -> None:
+    """Raise ``ValueError`` listing every problem found by :func:`world_problems`."""
+    problems = world_problems()
+    if problems:
+        raise ValueError("invalid synthetic world:\n  " + "\n  ".join(problems))
+
+
+def _condition_problems(cond: Condition) -> list[str]:
+    where = f"condition {cond.key!r}"
+    problems = []
+    if cond.department not in DEPARTMENTS:
+        problems.append(f"{where}: unknown department {cond.department!r}")
+    if not cond.differentials:
+        problems.append(f"{where}: no differentials")
+    for other in cond.differentials:
+        if other == cond.key or other not in CONDITIONS_BY_KEY:
+            problems.append(f"{where}: differential {other!r} is not another condition")
+    for lang in LANGUAGES:
+        if not cond.name.get(lang, "").strip():
+            problems.append(f"{where}: empty {lang} name")
+        for field, low, high in FIELD_SIZES:
+            phrases = getattr(cond, field).get(lang, ())
+            if not low <= len(phrases) <= high:
+                problems.append(f"{where}: {field}[{lang}] has {len(phrases)} items, want {low}-{high}")
+            for phrase in phrases:
+                if not phrase.strip():
+                    problems.append(f"{where}: empty phrase in {field}[{lang}]")
+                elif (lang == "zh") != bool(_CJK.search(phrase)):
+                    problems.append(f"{where}: {field}[{lang}] phrase in the wrong language: {phrase!r}")
+        for question in cond.follow_up_questions.get(lang, ()):
+            if not question.endswith(("？", "?")):
+                problems.append(f"{where}: follow-up question without a question mark: {question!r}")
+    return problems
+
+
+def _name_problems() -> list[str]:
+    problems = []
+    for lang in LANGUAGES:
+        names = [c.name[lang] for c in CONDITIONS] + [d.name[lang] for d in DEPARTMENTS.values()]
+        lowered = [n.lower() for n in names]
+        if len(set(lowered)) != len(lowered):
+            problems.append(f"{lang} names are not unique")
+        for a in lowered:
+            problems += [f"{lang} name {b!r} contains name {a!r}" for b in lowered if a != b and a in b]
+        for cond in CONDITIONS:
+            for field, _, _ in FIELD_SIZES:
+                for phrase in getattr(cond, field)[lang]:
+                    low = phrase.lower()
+                    problems += [
+                        f"condition {cond.key!r}: {field}[{lang}] phrase {phrase!r} contains name {n!r}"
+                        for n in lowered if n in low
+                    ]
+    return problems
