@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from medalign.config import StrictModel, config_hash
+from medalign.config import StrictModel
 
 FaultMode = Literal["rate_limit", "server_error", "hang", "drop", "truncated", "malformed",
                     "bad_json", "empty_choices", "refusal", "out_of_range"]
@@ -93,6 +93,7 @@ class JudgeConfig(StrictModel):
     template: str = "huatuo_pairwise"                    # built-in template id or a YAML path
     decoding: DecodingConfig = Field(default_factory=DecodingConfig)
     both_orders: bool = True                             # judge (A,B) and (B,A) for every pair
+    soft_scores: bool = False                            # score = expected value under logprobs
     samples_per_order: int = Field(1, ge=1)              # repeat each call (temperature > 0)
     seed: int | None = 0                                 # sent as `seed`; None = not sent
     concurrency: int = Field(16, ge=1)                   # calls in flight at once
@@ -111,9 +112,11 @@ class JudgeConfig(StrictModel):
         return v.rstrip("/")
 
     @model_validator(mode="after")
-    def _cost_budget_needs_prices(self) -> "JudgeConfig":
+    def _consistent(self) -> "JudgeConfig":
         if self.budget.max_cost is not None and not self.price.known and self.base_url != "local":
             raise ValueError("budget.max_cost needs price.input_per_mtok and price.output_per_mtok")
+        if self.soft_scores and not self.decoding.logprobs:
+            raise ValueError("soft_scores needs decoding.logprobs: true")
         return self
 
     @property
@@ -123,8 +126,3 @@ class JudgeConfig(StrictModel):
     def endpoint_identity(self) -> str:
         """The endpoint as it enters cache keys: a URL, or the local server's answer-shaping options."""
         return self.local.identity() if self.is_local else self.base_url
-
-    def fingerprint(self) -> str:
-        """Short hash of everything that shapes answers (used in judgment ids)."""
-        return config_hash({"endpoint": self.endpoint_identity(), "model": self.model,
-                            "decoding": self.decoding.model_dump(), "seed": self.seed})

@@ -1,0 +1,200 @@
+"""Run a list of judgments against one judge: cache, budget, bounded concurrency, transcripts.
+
+A :class:`Judgment` is one judge call: one rendered prompt (one order of a pair, or one response
+for a single-answer template) and one sample index. For each judgment, in a pool of
+``cfg.concurrency`` workers:
+
+1. already ``ok`` in the transcript (an earlier run) -> skipped, nothing written;
+2. in the cache -> parsed from the cached completion, written with ``cache_hit: true``;
+3. otherwise, if the budget allows, the judge is called (with its retries), the completion is
+   parsed, one row is written to the transcript, and an ``ok`` completion goes to the cache;
+4. if the budget does not allow it, the judgment is left for a later run (``not_run``).
+
+Exactly one row is written per judgment per run, after its last attempt; retries live inside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from judges.budget import Budget, estimate_tokens
+from judges.cache import CompletionCache
+from judges.client import CallFailed, Completion, Judge
+from judges.config import JudgeConfig
+from judges.parsers import PARSER_VERSION, Parsed, parse_completion, soft_scores
+from judges.templates import TemplateSpec
+from judges.transcripts import TranscriptStore
+
+
+@dataclass
+class Judgment:
+    """One judge call to make."""
+
+    judgment_id: str
+    prompt_id: str
+    positions: dict[str, str]             # "A" (and "B") -> the response id shown there
+    order: str                            # "ab" | "ba" (pairwise) | "single"
+    sample_index: int
+    language: str
+    messages: list[dict]
+    cache_key: str
+
+
+@dataclass
+class EngineContext:
+    cfg: JudgeConfig
+    spec: TemplateSpec
+    store: TranscriptStore
+    cache: CompletionCache
+    budget: Budget
+    run_id: str
+    progress: bool = False
+    bar_position: int = 0                 # terminal line of this judge's progress bar
+
+
+@dataclass
+class RunStats:
+    """What one run of one judge did (goes into reports)."""
+
+    judge: str
+    run_id: str
+    planned: int = 0                      # judgments asked for
+    already_done: int = 0                 # ok in the transcript before this run
+    cache_hits: int = 0
+    api_calls: int = 0                    # judgments sent to the endpoint (retries count once)
+    attempts: int = 0                     # HTTP attempts, retries included
+    not_run: int = 0                      # left for a later run (budget)
+    statuses: Counter = field(default_factory=Counter)   # rows written this run, by status
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = 0.0
+    budget_stopped: str | None = None
+    truncated_bytes: int = 0              # partial transcript tail removed at open
+    wall_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["statuses"] = dict(self.statuses)
+        return d
+
+
+async def run_judgments(judgments: list[Judgment], judge: Judge, ctx: EngineContext) -> RunStats:
+    """Judge everything not yet ok; returns the run's statistics."""
+    stats = RunStats(judge=ctx.cfg.name, run_id=ctx.run_id, planned=len(judgments),
+                     truncated_bytes=ctx.store.truncated_bytes)
+    start = time.perf_counter()
+    todo = []
+    for j in judgments:
+        if ctx.store.is_done(j.judgment_id):
+            stats.already_done += 1
+        else:
+            todo.append(j)
+    queue: asyncio.Queue = asyncio.Queue()
+    for j in todo:
+        queue.put_nowait(j)
+    bar = _progress_bar(len(todo), ctx)
+
+    async def worker() -> None:
+        while not queue.empty():
+            j = queue.get_nowait()
+            await _judge_one(j, judge, ctx, stats)
+            if bar is not None:
+                bar.update(1)
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(ctx.cfg.concurrency, len(todo)) or 0)]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for w in workers:
+            w.cancel()
+        if bar is not None:
+            bar.close()
+        ctx.store.write_head()
+    stats.budget_stopped = ctx.budget.stopped
+    stats.cost = ctx.budget.cost if ctx.budget.cost_known else None
+    stats.wall_s = round(time.perf_counter() - start, 3)
+    return stats
+
+
+def _progress_bar(total: int, ctx: EngineContext):
+    if not ctx.progress or total == 0:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=f"judge {ctx.cfg.name}", unit="call", position=ctx.bar_position)
+
+
+async def _judge_one(j: Judgment, judge: Judge, ctx: EngineContext, stats: RunStats) -> None:
+    cached = ctx.cache.get(j.cache_key)
+    if cached is not None:
+        completion = Completion(text=cached["completion"], finish_reason=cached.get("finish_reason"),
+                                prompt_tokens=cached.get("prompt_tokens"),
+                                completion_tokens=cached.get("completion_tokens"),
+                                logprobs=cached.get("logprobs"), model=cached.get("model"))
+        parsed = parse_completion(ctx.spec, completion.text)
+        _write(j, ctx, stats, completion, parsed, None, cache_hit=True, cost=0.0)
+        stats.cache_hits += 1
+        return
+    reservation = ctx.budget.try_reserve(estimate_tokens(j.messages), ctx.cfg.decoding.max_tokens)
+    if reservation is None:
+        stats.not_run += 1
+        return
+    stats.api_calls += 1
+    try:
+        completion = await judge.complete(j.messages)
+    except CallFailed as failed:
+        stats.attempts += len(failed.attempts)
+        ctx.budget.settle(reservation, 0, 0)
+        stub = Completion(None, None, None, None, None, attempts=failed.attempts,
+                          latency_s=failed.latency_s)
+        _write(j, ctx, stats, stub, None, failed.error, cache_hit=False, cost=0.0)
+        return
+    stats.attempts += len(completion.attempts)
+    cost = ctx.budget.settle(reservation, completion.prompt_tokens, completion.completion_tokens)
+    stats.prompt_tokens += completion.prompt_tokens or 0
+    stats.completion_tokens += completion.completion_tokens or 0
+    if completion.refusal and not completion.text:
+        parsed = Parsed("refused", error="the judge declined: " + completion.refusal[:160])
+    else:
+        parsed = parse_completion(ctx.spec, completion.text)
+    row = _write(j, ctx, stats, completion, parsed, None, cache_hit=False, cost=cost)
+    if parsed.status == "ok":
+        ctx.cache.put(j.cache_key, {
+            "completion": completion.text, "finish_reason": completion.finish_reason,
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "logprobs": completion.logprobs, "model": completion.model,
+            "judgment_id": j.judgment_id, "timestamp": row["timestamp"]})
+
+
+def _write(j: Judgment, ctx: EngineContext, stats: RunStats, completion: Completion,
+           parsed: Parsed | None, api_error: str | None, *, cache_hit: bool,
+           cost: float | None) -> dict:
+    """Build the judgment's final transcript row and append it."""
+    status = "api_error" if parsed is None else parsed.status
+    soft = soft_scores(ctx.spec, completion.text or "", parsed, completion.logprobs) \
+        if parsed is not None else None
+    cfg = ctx.cfg
+    row = {
+        "prompt_id": j.prompt_id, "positions": j.positions, "order": j.order,
+        "messages": j.messages, "completion": completion.text,
+        "scores": parsed.scores if parsed is not None else None, "soft_scores": soft,
+        "span": list(parsed.span) if parsed is not None and parsed.span else None,
+        "status": status, "model": cfg.model, "endpoint": cfg.endpoint_identity(),
+        "decoding": cfg.decoding.model_dump(), "seed": cfg.seed,
+        "template_id": ctx.spec.id, "template_hash": ctx.spec.hash,
+        "latency_s": round(completion.latency_s, 4),
+        "tokens": {"prompt": completion.prompt_tokens, "completion": completion.completion_tokens},
+        "cost": cost, "cache_hit": cache_hit,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "judgment_id": j.judgment_id, "judge": cfg.name, "run_id": ctx.run_id,
+        "sample_index": j.sample_index, "language": j.language, "parser_version": PARSER_VERSION,
+        "details": parsed.details if parsed is not None and parsed.details else None,
+        "finish_reason": completion.finish_reason,
+        "error": api_error if parsed is None else parsed.error,
+        "attempts": completion.attempts, "cache_key": j.cache_key,
+    }
+    stats.statuses[status] += 1
+    return ctx.store.append(row)

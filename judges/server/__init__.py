@@ -1,0 +1,90 @@
+"""The local OpenAI-compatible judge server (the rubric model), bound to 127.0.0.1 only.
+
+    with running_server(latency_ms=20, faults=["rate_limit"], fault_rate=0.1) as base_url:
+        client = openai.OpenAI(base_url=base_url, api_key="EMPTY")
+        ...
+
+``running_server`` starts uvicorn in a background thread on a free port and stops it on exit;
+``serve`` runs it in the foreground (``medalign judge serve``). Options are the fields of
+:class:`judges.config.LocalServerOptions`. uvicorn and fastapi are imported only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+from judges.config import LocalServerOptions
+
+HOST = "127.0.0.1"
+log = logging.getLogger("medalign.judges.server")
+
+
+def _uvicorn_config(app, *, port: int = 0):
+    import uvicorn
+
+    # access_log off: the server never writes request lines (or headers) anywhere
+    return uvicorn.Config(app, host=HOST, port=port, log_level="warning", access_log=False,
+                          lifespan="off", backlog=2048, timeout_graceful_shutdown=2,
+                          timeout_keep_alive=30)
+
+
+@contextlib.contextmanager
+def running_server(startup_timeout_s: float = 20.0, **options) -> Iterator[str]:
+    """Run the rubric server in a background thread; yields its base URL (``.../v1``)."""
+    import uvicorn
+
+    from judges.server.app import build_app
+
+    opts = LocalServerOptions(**options)
+    app = build_app(opts)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(_uvicorn_config(app))
+    loop_box: dict = {}
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        loop_box["loop"] = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.serve(sockets=[sock]))
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name=f"judge-server-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"local judge server did not start on {HOST}:{port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://{HOST}:{port}/v1"
+    finally:
+        loop = loop_box.get("loop")
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(app.state.shutdown.set)   # release hung requests
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def serve(port: int = 8000, **options) -> None:
+    """Run the server in the foreground until interrupted (``medalign judge serve``)."""
+    import uvicorn
+
+    from judges.server.app import build_app
+
+    opts = LocalServerOptions(**options)
+    server = uvicorn.Server(_uvicorn_config(build_app(opts), port=port))
+    log.info("local judge %s on http://%s:%d/v1", opts.model, HOST, port)
+    server.run()

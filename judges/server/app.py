@@ -1,0 +1,189 @@
+"""The local judge server: an OpenAI-compatible HTTP API whose model is the rubric.
+
+Routes: ``GET /v1/models``, ``POST /v1/chat/completions`` and ``GET /v1/medalign/stats`` (request
+and fault counters, for tests). It never reads the ``Authorization`` header and logs no requests,
+so a key a client sends cannot end up in a log.
+
+Fault injection (for tests and benchmarks): with probability ``fault_rate`` a request gets one of
+the configured ``faults`` (drawn from a seeded generator):
+
+=================  =========================================================================
+``rate_limit``     429 with ``Retry-After`` / ``retry-after-ms``
+``server_error``   500
+``hang``           no answer for ``hang_s`` seconds (the client times out)
+``drop``           the connection closes in the middle of the response
+``truncated``      200, the completion cut short (``finish_reason: length``)
+``malformed``      200, a completion without the required final line
+``bad_json``       200 with a body that is not JSON
+``empty_choices``  200 with ``choices: []``
+``refusal``        200, the judge declines
+``out_of_range``   200, ratings outside 1-10
+=================  =========================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from judges.config import LocalServerOptions
+from judges.server.prompt_parse import PromptNotUnderstood, parse_prompt
+from judges.server.replies import compose, logprobs_content, tokens
+
+REFUSAL = "I'm sorry, but I can't help with rating answers to medical questions."
+
+
+def _json(body: dict | list, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def _error(status: int, message: str, etype: str, code: str | None = None, headers=None):
+    return _json({"error": {"message": message, "type": etype, "code": code, "param": None}},
+                 status, headers)
+
+
+class _DropConnection(Exception):
+    """Raised after the response started: the server closes the connection mid-response."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keep uvicorn from printing a traceback for every injected dropped connection."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], _DropConnection))
+
+
+_drop_filter = _QuietDrops()
+
+
+def build_app(options: LocalServerOptions):
+    """The ASGI app for ``options``; ``app.state.shutdown`` releases hung requests."""
+    logging.getLogger("uvicorn.error").addFilter(_drop_filter)   # idempotent: same object
+    app = FastAPI(title="medalign local judge", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.options = options
+    app.state.counters = Counter()
+    app.state.shutdown = asyncio.Event()
+    fault_rng = random.Random(options.fault_seed)
+
+    @app.get("/v1/models")
+    async def models():
+        return _json({"object": "list", "data": [
+            {"id": options.model, "object": "model", "created": 0, "owned_by": "medalign"}]})
+
+    @app.get("/v1/medalign/stats")
+    async def stats():
+        return _json(dict(app.state.counters))
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        counters = app.state.counters
+        counters["requests"] += 1
+        try:
+            body = json.loads(await request.body())
+            messages = body["messages"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return _error(400, "request body must be JSON with 'messages'", "invalid_request_error")
+        if body.get("model") != options.model:
+            return _error(404, f"model {body.get('model')!r} not found; this server serves "
+                               f"{options.model!r}", "invalid_request_error", "model_not_found")
+        if options.latency_ms > 0:
+            await asyncio.sleep(options.latency_ms / 1000.0)
+        fault = None
+        if options.faults and fault_rng.random() < options.fault_rate:
+            fault = fault_rng.choice(options.faults)
+            counters[f"fault_{fault}"] += 1
+        early = await _early_fault(fault, app)
+        if early is not None:
+            return early
+        try:
+            prompt = parse_prompt(messages)
+        except PromptNotUnderstood as e:
+            counters["not_understood"] += 1
+            return _error(400, f"the rubric model cannot read this prompt: {e}",
+                          "invalid_request_error")
+        text, soft = compose(prompt, options)
+        counters["answered"] += 1
+        return _completion_response(body, messages, text, soft, prompt.kind, fault)
+
+    return app
+
+
+async def _early_fault(fault: str | None, app):
+    """Faults that replace the whole response; None means go on to answer."""
+    options = app.state.options
+    if fault == "rate_limit":
+        wait = options.retry_after_s
+        headers = {"retry-after-ms": str(int(round(wait * 1000))),
+                   "retry-after": str(max(1, round(wait))) if wait >= 1 else f"{wait:g}"}
+        return _error(429, "Rate limit reached (injected fault).", "rate_limit_error",
+                      "rate_limit_exceeded", headers)
+    if fault == "server_error":
+        return _error(500, "The server had an error (injected fault).", "server_error")
+    if fault == "hang":
+        try:
+            await asyncio.wait_for(app.state.shutdown.wait(), timeout=options.hang_s)
+        except asyncio.TimeoutError:
+            pass
+        return _error(504, "hung request released", "server_error")
+    if fault == "drop":
+        return _DroppedResponse()
+    if fault == "bad_json":
+        return Response('{"id": "chatcmpl-x", "choices": [{"index": 0, "mess', status_code=200,
+                        media_type="application/json")
+    if fault == "empty_choices":
+        return _json({"id": "chatcmpl-empty", "object": "chat.completion", "created": int(time.time()),
+                      "model": options.model, "choices": [], "usage": None})
+    return None
+
+
+class _DroppedResponse(Response):
+    """A response that announces a body and then closes the connection half way."""
+
+    def __init__(self):
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope, receive, send):
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"512")]})
+        await send({"type": "http.response.body", "body": b'{"id": "chatcmpl-dr', "more_body": True})
+        raise _DropConnection("injected dropped connection")
+
+
+def _completion_response(body: dict, messages: list[dict], text: str, soft: dict, kind: str,
+                         fault: str | None):
+    finish = "stop"
+    if fault == "truncated":
+        text, finish = text[: max(1, int(len(text) * 0.9)) - 8], "length"
+    elif fault == "malformed":
+        text = "Both responses have merits. Response A seems somewhat better overall."
+    elif fault == "refusal":
+        text = REFUSAL
+    elif fault == "out_of_range":
+        text = text.rsplit("\n", 1)[0] + "\nRating A: 12; Rating B: 0"
+    toks = tokens(text)
+    max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+    if isinstance(max_tokens, int) and len(toks) > max_tokens:
+        toks, finish = toks[:max_tokens], "length"
+        text = "".join(toks)
+    prompt_tokens = sum(len(tokens(m.get("content") or "")) + 4 for m in messages)
+    choice = {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+              "finish_reason": finish, "logprobs": None}
+    if body.get("logprobs"):
+        choice["logprobs"] = {"content": logprobs_content(text, soft, kind,
+                                                          int(body.get("top_logprobs") or 0)),
+                              "refusal": None}
+    return _json({
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
+        "created": int(time.time()), "model": body["model"], "choices": [choice],
+        "system_fingerprint": "medalign-rubric", "usage": {
+            "prompt_tokens": prompt_tokens, "completion_tokens": len(toks),
+            "total_tokens": prompt_tokens + len(toks)}})

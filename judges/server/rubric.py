@@ -1,0 +1,220 @@
+"""The local judge's "model": a deterministic, reference-based rubric rating a response 1-10.
+
+Four criteria, each in [0, 1], weighted into ``total = 1 + 9 * weighted sum``:
+
+* accuracy (0.45) against the standard answer: the condition(s) and department it names.
+  Committing to the reference's diagnosis scores 1 (a little less when the wording hedges);
+  listing it among alternatives scores partial; a different diagnosis, or none, scores low.
+  A reference that only asks questions points at the conditions whose typical follow-up
+  questions it asks (scored a little more leniently). When the reference points at no
+  condition or department, content-term overlap stands in.
+* doctor-likeness (0.20): when the standard answer asks the patient something (information was
+  missing), asking a relevant question scores 1, an unrelated question 0.5, none 0. When the
+  reference asks nothing, every response gets the same neutral 0.7.
+* helpfulness (0.20): concrete advice (up to three items) and a red-flag warning.
+* conciseness (0.15): 1 inside a language-specific length band, falling off when far longer
+  than needed or too short to be useful.
+
+Everything is a pure function of the texts, so the same request always gets the same rating.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from judges.server.lexicon import Lexicon, world_conditions, world_lexicon
+
+WEIGHTS = {"accuracy": 0.45, "doctor": 0.20, "helpfulness": 0.20, "conciseness": 0.15}
+# length band (zh: characters; en: words) inside which conciseness is 1
+LENGTH_BAND = {"zh": (40, 150), "en": (15, 90)}
+
+_SENTENCE = re.compile(r"[^。！？!?\.\n；;]+[。！？!?\.\n；;]?")
+_CLAUSE = re.compile(r"[^。！？!?\.\n]+[。！？!?\.\n]?")   # questions are clauses ending in ?
+# wording that declines to commit ("可能性大" / "most likely" are commitments, not hedges)
+_HEDGE = {
+    "zh": ("可能是", "也可能", "都有可能", "也许", "不排除", "无法确诊", "不能确定", "难以判断",
+           "不好说", "才能判断", "才能区分", "才能确定", "原因有很多"),
+    "en": ("may be", "might be", "possibly", "could be", "cannot diagnose", "not sure",
+           "hard to say", "can't be sure", "cannot give you a definite", "many things can cause",
+           "common possibilities", "tell them apart"),
+}
+_ADVICE = {
+    "zh": ("建议", "注意", "避免", "保持", "多喝水", "休息", "少吃", "戒烟", "戒酒", "复查", "检查",
+           "服用", "规律", "不要", "尽量"),
+    "en": ("recommend", "should", "avoid", "try to", "make sure", "keep ", "rest", "drink",
+           "take ", "check", "cut down", "stop ", "get "),
+}
+_URGENT = {
+    "zh": ("立即就医", "尽快就医", "马上就医", "及时就医", "急诊", "立刻就医", "马上去医院", "尽快去医院"),
+    "en": ("seek immediate", "emergency", "right away", "urgent", "immediately", "call 120",
+           "call an ambulance", "go to hospital", "go to the hospital", "straight away"),
+}
+_EN_STOP = frozenset("""a an the and or of to in on for with is are was be been it this that i you
+your my me we do does did have has had not no at as by from if so but can could would should
+will may might what how when which who about there their they them he she his her its""".split())
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the rubric reads from one text."""
+
+    conditions: tuple[str, ...]
+    departments: tuple[str, ...]
+    questions: tuple[str, ...]
+    advice_items: int
+    red_flag: bool
+    hedged: bool
+    length: int                           # zh: characters; en: words
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One response's rating: criteria in [0, 1] and the 1-10 total."""
+
+    accuracy: float
+    doctor: float
+    helpfulness: float
+    conciseness: float
+    total: float
+
+
+def text_length(text: str, lang: str) -> int:
+    return len(re.sub(r"\s", "", text)) if lang == "zh" else len(text.split())
+
+
+@lru_cache(maxsize=1)
+def _world_phrases() -> dict[str, dict]:
+    """Lower-cased advice phrases per condition and every red-flag phrase, per language."""
+    world = world_conditions()
+    return {lang: {"advice": {k: [p.lower() for p in c.advice.get(lang, ())] for k, c in world.items()},
+                   "flags": [p.lower() for c in world.values() for p in c.red_flags.get(lang, ())]}
+            for lang in ("zh", "en")}
+
+
+@lru_cache(maxsize=8192)
+def features(text: str, lang: str) -> Features:
+    lex = world_lexicon()
+    low = text.lower()
+    conds = tuple(lex.find_conditions(text))
+    phrases = _world_phrases().get(lang, {"advice": {}, "flags": []})
+    advice_phrases = [p for k in conds for p in phrases["advice"].get(k, ())]
+    sentences = [s.lower() for s in _SENTENCE.findall(text) if s.strip()]
+    cue_sentences = sum(1 for s in sentences if any(c in s for c in _ADVICE[lang]))
+    advice = max(cue_sentences, sum(1 for p in advice_phrases if p in low))
+    red_flag = any(c in low for c in _URGENT[lang]) or any(p in low for p in phrases["flags"])
+    questions = tuple(q.strip() for q in _CLAUSE.findall(text)
+                      if q.rstrip().endswith(("？", "?")) and len(q.strip()) > 1)
+    return Features(
+        conditions=conds, departments=tuple(lex.find_departments(text)), questions=questions,
+        advice_items=advice, red_flag=red_flag,
+        hedged=any(h in low for h in _HEDGE[lang]), length=text_length(text, lang))
+
+
+def content_terms(text: str, lang: str) -> set[str]:
+    """zh: character bigrams of CJK runs; en: lower-case words that are not stop words."""
+    if lang == "zh":
+        runs = re.findall(r"[\u4e00-\u9fff]+", text)
+        return {r[i:i + 2] for r in runs for i in range(len(r) - 1)}
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if w not in _EN_STOP and len(w) > 2}
+
+
+@lru_cache(maxsize=4096)
+def probed_conditions(questions: tuple[str, ...], lang: str) -> frozenset[str]:
+    """Conditions whose typical follow-up questions the reference asks (a doctor who asks
+    "is the pain on one side or both?" is probing migraine / tension headache)."""
+    found = set()
+    for q in questions:
+        terms = content_terms(q, lang)
+        if not terms:
+            continue
+        for key, cond in world_conditions().items():
+            for fq in cond.follow_up_questions.get(lang, ()):
+                f_terms = content_terms(fq, lang)
+                if f_terms and len(terms & f_terms) / len(terms | f_terms) >= 0.5:
+                    found.add(key)
+    return frozenset(found)
+
+
+def _diagnosis(resp: Features, target: set[str], named: bool) -> float:
+    """Commit to the target diagnosis: high; list it among others: partial; else low."""
+    hit = target & set(resp.conditions)
+    others = len(set(resp.conditions) - target)
+    if hit and not others:
+        top = 1.0 if named else 0.9
+        return top - 0.15 if resp.hedged else top
+    if hit:
+        return max(0.3, 0.55 - 0.1 * (others - 1))
+    if resp.conditions:
+        return 0.1
+    return 0.2 if named else 0.35      # the doctor named none either: naming none is less wrong
+
+
+def accuracy(resp: Features, ref: Features, resp_text: str, ref_text: str, lang: str,
+             lex: Lexicon) -> float:
+    """Agreement with the standard answer's diagnosis (named, or probed by its questions) and
+    department; content-term overlap when the reference points at neither."""
+    named = bool(ref.conditions)
+    target = set(ref.conditions) if named else set(probed_conditions(ref.questions, lang))
+    ref_depts = set(ref.departments) | {lex.condition_department[c] for c in target
+                                        if c in lex.condition_department}
+    if not target and not ref_depts:
+        terms = content_terms(ref_text, lang)
+        if not terms:
+            return 0.5
+        return min(1.0, 1.5 * len(terms & content_terms(resp_text, lang)) / len(terms))
+    diag = _diagnosis(resp, target, named) if target else None
+    dept = None
+    if ref_depts:
+        said = set(resp.departments)
+        dept = 1.0 if said & ref_depts else (0.0 if said else 0.3)
+    if diag is None:
+        return dept
+    return diag if dept is None else 0.75 * diag + 0.25 * dept
+
+
+def doctor_likeness(resp: Features, ref: Features, lang: str) -> float:
+    """Asks a relevant question when the doctor did: 1; an unrelated one: 0.5; none: 0."""
+    if not ref.questions:
+        return 0.7
+    if not resp.questions:
+        return 0.0
+    wanted = [content_terms(q, lang) for q in ref.questions]
+    world = world_conditions()
+    for key in set(ref.conditions) | probed_conditions(ref.questions, lang):
+        if key in world:
+            wanted += [content_terms(q, lang) for q in world[key].follow_up_questions.get(lang, ())]
+    wanted = [w for w in wanted if w]
+    for q in resp.questions:
+        terms = content_terms(q, lang)
+        if any(len(terms & w) / len(w) >= 0.5 for w in wanted):
+            return 1.0
+    return 0.5
+
+
+def helpfulness(resp: Features) -> float:
+    return 0.6 * min(resp.advice_items, 3) / 3 + 0.4 * float(resp.red_flag)
+
+
+def conciseness(length: int, lang: str) -> float:
+    lo, hi = LENGTH_BAND.get(lang, LENGTH_BAND["en"])
+    if length < lo:
+        return length / lo
+    if length > hi:
+        return max(0.0, 1.0 - (length - hi) / (2.0 * hi))
+    return 1.0
+
+
+def rate(response: str, reference: str | None, lang: str) -> Rating:
+    """Rate one response against the standard answer (None: judged on its own merits)."""
+    lex = world_lexicon()
+    resp = features(response, lang)
+    ref = features(reference or "", lang)
+    acc = accuracy(resp, ref, response, reference or "", lang, lex) if reference else 0.5
+    doc = doctor_likeness(resp, ref, lang)
+    helpf = helpfulness(resp)
+    conc = conciseness(resp.length, lang)
+    weighted = (WEIGHTS["accuracy"] * acc + WEIGHTS["doctor"] * doc
+                + WEIGHTS["helpfulness"] * helpf + WEIGHTS["conciseness"] * conc)
+    return Rating(acc, doc, helpf, conc, 1.0 + 9.0 * weighted)

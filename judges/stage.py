@@ -1,0 +1,55 @@
+"""The ``judge`` stage: LLM judges score the sample stage's responses pairwise, in both orders.
+
+Input ``samples``: a sample-stage directory holding ``samples.parquet`` (``prompt_id``,
+``messages``, ``reference``, ``language``, ``responses``, ``response_ids``, ``policy``). The
+prompt's history is every turn before its final user turn, the question is that turn, and the
+standard answer is ``reference``. Outputs and the report: see :mod:`judges.pipeline`.
+
+A killed stage resumes from its own transcript and cache in ``out``: judgments already ``ok``
+are not repeated, a partial last transcript line is truncated (and reported).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from judges.config import JudgeConfig
+from judges.pipeline import RankingConfig, judge_and_rank, stage_metrics
+from judges.tuples import load_tuples
+from medalign.config import StrictModel
+from medalign.stage import StageContext
+
+NAME = "judge"
+INPUTS = {"samples": ("sample",)}     # input name -> upstream stage kinds
+
+
+class JudgeStageConfig(StrictModel):
+    """Judges and ranking for the judge stage."""
+
+    judges: list[JudgeConfig] = Field(default_factory=lambda: [JudgeConfig()],
+                                      min_length=1)   # one or more (an ensemble)
+    ranking: RankingConfig = Field(default_factory=RankingConfig)
+
+
+Config = JudgeStageConfig
+
+
+def run(cfg: JudgeStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
+    if "samples" not in inputs:
+        raise ValueError("judge stage: input 'samples' (a sample stage directory) is required")
+    src = Path(inputs["samples"])
+    path = src / "samples.parquet" if src.is_dir() else src
+    tuples, quarantined = load_tuples(path, "samples")
+    if quarantined:
+        ctx.logger.warning("judge: %d rows of %s quarantined (see quarantine.jsonl)",
+                           len(quarantined), path)
+    if not tuples:
+        raise ValueError(f"{path}: no usable rows to judge ({len(quarantined)} quarantined)")
+    ctx.logger.info("judge: %d prompts, %d judges", len(tuples), len(cfg.judges))
+    report = judge_and_rank(tuples, quarantined, cfg.judges, cfg.ranking, Path(out),
+                            progress=ctx.progress)
+    ctx.logger.info("judge: %d calls, ok fraction %.3f, %d pairs", report["calls"],
+                    report["ok_fraction"] or 0.0, report["pairs"])
+    return stage_metrics(report)
