@@ -14,16 +14,13 @@ seed: 3
 sources:
   - {name: dialogues, path: "${corpus}/meddialog_raw_zh.txt", format: meddialog_raw, origin: real_doctor,
      transforms: [merge_consecutive_speakers, normalize_roles, scrub_pii]}
-  - {name: dialogues_en, path: "${corpus}/meddialog_raw_en.txt", format: meddialog_raw, origin: real_doctor,
-     language: en, transforms: [merge_consecutive_speakers, scrub_pii]}
-  - {name: qa, path: "${corpus}/huatuo_*_zh.jsonl", format: huatuo_sft, origin: distilled, transforms: [scrub_pii]}
+  - {name: qa, path: "${corpus}/huatuo_*_en.jsonl", format: huatuo_sft, origin: distilled, transforms: [scrub_pii]}
   - {name: ranked, path: "${corpus}/ranked_zh.jsonl", format: ranked_jsonl, origin: real_doctor}
 outputs:
   sft:
     total: 500
     mix:
-      - {source: dialogues, fraction: 0.4}
-      - {source: dialogues_en, fraction: 0.1}
+      - {source: dialogues, fraction: 0.5}
       - {source: qa, fraction: 0.5}
   prompts:
     mix: [{source: dialogues, count: 100}]

@@ -10,8 +10,10 @@ from data_recipes.records import Record, Turn
 from data_recipes.transforms import BUILDERS, RECORD_TRANSFORMS, Drop, apply_transforms, builders
 from data_recipes.transforms.filters import FilterLanguage, FilterLength, filter_language, filter_length
 from data_recipes.transforms.speakers import (
+    DropClosingCourtesies,
     MergeConsecutiveSpeakers,
     NormalizeRoles,
+    drop_closing_courtesies,
     merge_consecutive_speakers,
     normalize_roles,
 )
@@ -59,6 +61,23 @@ def test_normalize_roles_strips_tags_drops_empty_and_leading_assistant():
 def test_normalize_roles_drops_a_dialogue_without_patient():
     out = normalize_roles(dialogue(("assistant", "hello")), NormalizeRoles(), Counter())
     assert isinstance(out, Drop) and "no patient turn" in out.reason
+
+
+def test_drop_closing_courtesies():
+    rec = dialogue(("user", "头痛三天"), ("assistant", "考虑偏头痛，建议神经内科就诊。"), ("user", "好的，我去医院看看"),
+                   ("assistant", "嗯，去看看吧"), ("user", "谢谢"))
+    counts = Counter()
+    out = drop_closing_courtesies(rec, DropClosingCourtesies(), counts)
+    assert [t.content for t in out.turns] == ["头痛三天", "考虑偏头痛，建议神经内科就诊。"]
+    assert counts["dropped_closing_turns"] == 3
+    en = dialogue(("user", "I have a rash"), ("assistant", "Likely eczema."), ("user", "Thanks!"), ("assistant", "You're welcome."))
+    assert [t.content for t in drop_closing_courtesies(en, DropClosingCourtesies(), Counter()).turns] == [
+        "I have a rash", "Likely eczema."]
+    # a long patient message or a substantive doctor reply is not a courtesy; one reply always stays
+    keep = dialogue(("user", "头痛"), ("assistant", "多久了？"), ("user", "好的，已经三天了，而且越来越重，晚上睡不着"))
+    assert len(drop_closing_courtesies(keep, DropClosingCourtesies(), Counter()).turns) == 3
+    only = dialogue(("user", "谢谢"), ("assistant", "不客气"))
+    assert len(drop_closing_courtesies(only, DropClosingCourtesies(), Counter()).turns) == 2
 
 
 def test_filter_length_reasons():

@@ -1,0 +1,274 @@
+"""``medalign data build``: turn a recipe into the datasets the training stages read.
+
+Two streaming passes, with memory independent of the input size except the dedup index:
+
+1. Read every source in recipe order (files sorted), transform, quarantine malformed records,
+   build each mix component's rows with their split (by consultation id) and provenance
+   (``process.py``, ``rows.py``); then, in the global order, drop duplicate records (exact +
+   MinHash, see transforms/dedup.py) with their rows, contaminated train rows and duplicate rows,
+   and spool the rest to disk. Now every component's available row count is known.
+2. Decide the requested counts (an impossible mix is a ConfigError naming the recipe line), then
+   stream the spools back, select and interleave rows (mixing.py) and write Parquet.
+
+Outputs: ``<out>/<kind>/{train,validation,test}.parquet``, ``build_report.json`` and
+``quarantine.jsonl``. The per-record work of pass 1 is :func:`data_recipes.process.process_batch`,
+which the Ray build runs in parallel; everything here consumes batches in the global order.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from data_recipes.mixing import ComponentPlan, mixed_groups, requested_counts
+from data_recipes.process import ProcessedBatch, SourceJob, local_batches, record_text, source_jobs
+from data_recipes.quarantine import QuarantineWriter
+from data_recipes.recipe_load import ResolvedRecipe
+from data_recipes.report import ComponentStats, SourceStats, output_report
+from data_recipes.rows import RowBlock
+from data_recipes.spool import SpoolWriter
+from data_recipes.transforms import BUILDER_KINDS, DEFAULT_BUILDER, OUTPUT_KINDS
+from data_recipes.transforms.decontaminate import EvalNgramIndex
+from data_recipes.transforms.dedup import EXACT, KEEP, NEAR, Deduplicator, first_occurrence
+from data_recipes.transforms.keyindex import SortedKeyIndex
+from data_recipes.writers import ID_COLUMN, SPLITS, OutputWriter, spool_schema
+from medalign.artifacts import write_json_atomic
+from medalign.config import ConfigError
+
+log = logging.getLogger("medalign.data")
+
+
+class FirstPass:
+    """Pass 1 state: dedup index, per-source and per-component counters, spools."""
+
+    def __init__(self, resolved: ResolvedRecipe, out: Path, spool_dir: Path) -> None:
+        recipe = self.recipe = resolved.recipe
+        self.resolved = resolved
+        near = recipe.dedup.near
+        self.dedup = Deduplicator(exact=recipe.dedup.exact, near=near is not None,
+                                  threshold=near.threshold if near else 1.0,
+                                  num_perm=near.num_perm if near else 64, bands=near.bands if near else 16)
+        self.sources = [SourceStats(s.name, s.format, s.origin,
+                                    [resolved.display_path(f) for f in files])
+                        for s, files in zip(recipe.sources, resolved.source_files)]
+        self.quarantine = QuarantineWriter(out / "quarantine.jsonl", resolved.display_path)
+        self.outputs = {k: getattr(recipe.outputs, k) for k in OUTPUT_KINDS if getattr(recipe.outputs, k)}
+        self.row_index = {k: SortedKeyIndex() for k, o in self.outputs.items() if o.dedup_rows}
+        self.components: dict[str, list[ComponentStats]] = {}
+        self.spools: dict[str, list[SpoolWriter]] = {}
+        index_of = {s.name: i for i, s in enumerate(recipe.sources)}
+        for kind, output in self.outputs.items():
+            self.components[kind], self.spools[kind] = [], []
+            for j, comp in enumerate(output.mix):
+                src = recipe.sources[index_of[comp.source]]
+                weight = {"fraction": comp.fraction} if comp.fraction is not None else {"count": comp.count}
+                self.components[kind].append(ComponentStats(
+                    kind, src.name, src.origin, comp.build or DEFAULT_BUILDER[kind], weight | {"upsample": comp.upsample}))
+                self.spools[kind].append(SpoolWriter(spool_dir / f"{kind}-{j}.arrow", spool_schema(kind)))
+        self._current: int | None = None
+
+    def consume(self, batch: ProcessedBatch) -> None:
+        """Account for one processed batch; spool the rows of the records dedup keeps."""
+        if self._current is not None and batch.source_index != self._current:
+            self.check_quarantine(self._current)
+        self._current = batch.source_index
+        stats = self.sources[batch.source_index]
+        stats.read += batch.items
+        for q in batch.quarantined:
+            stats.add_quarantine(q.reason)
+            self.quarantine.write(stats.name, q)
+        for (name, reason), n in batch.dropped.items():
+            stats.dropped[f"{name}: {reason}"] += n
+        for name, counts in batch.transform_counts.items():
+            stats.transform_counts.setdefault(name, type(counts)()).update(counts)
+        within = self.recipe.dedup.scope == "within_source"
+        scope = np.full(len(batch.kinds), batch.source_index if within else 0)
+        decisions = self.dedup.check(batch.keys, scope)
+        kept = decisions == KEEP
+        stats.exact_duplicates += int((decisions == EXACT).sum())
+        stats.near_duplicates += int((decisions == NEAR).sum())
+        stats.kept += int(kept.sum())
+        stats.languages.update(lang for lang, k in zip(batch.languages, kept) if k)
+        for (kind, j), block in batch.blocks.items():
+            self._spool_block(kind, j, block, kept, batch.kinds)
+
+    def _spool_block(self, kind: str, j: int, block: RowBlock, kept: np.ndarray, kinds: list[str]) -> None:
+        """Keep the rows of kept records, minus contaminated train rows and duplicate rows."""
+        stats = self.components[kind][j]
+        accepted = BUILDER_KINDS[stats.build]
+        usable = np.array([k in accepted for k in kinds], dtype=bool)
+        for i in np.flatnonzero(kept & ~usable):
+            stats.unusable_records[kinds[i]] += 1
+        made = np.bincount(block.record_index, minlength=len(kinds))
+        stats.records_without_rows += int((kept & usable & (made == 0)).sum())
+        mask = kept[block.record_index]
+        stats.rows_built += int(mask.sum())
+        if block.contaminated is not None:
+            stats.contaminated_rows += int((mask & block.contaminated).sum())
+            mask &= ~block.contaminated
+        if block.row_keys is not None and mask.any():
+            idx = np.flatnonzero(mask)
+            first = first_occurrence(self.row_index[kind], block.row_keys[idx])
+            stats.duplicate_rows += int((~first).sum())
+            mask[idx[~first]] = False
+        self.spools[kind][j].write_batch(block.batch.filter(pa.array(mask)))
+
+    def check_quarantine(self, index: int) -> None:
+        """Fail when a source's share of malformed records exceeds its max_quarantine_fraction."""
+        stats, spec = self.sources[index], self.recipe.sources[index]
+        limit = spec.max_quarantine_fraction
+        limit = self.recipe.max_quarantine_fraction if limit is None else limit
+        if stats.read and stats.quarantined / stats.read > limit:
+            raise ConfigError([
+                f"{self.resolved.where(('sources', index))}: {stats.quarantined} of {stats.read} records of "
+                f"source {stats.name!r} are malformed ({stats.quarantined / stats.read:.1%}), above "
+                f"max_quarantine_fraction={limit:g}; reasons: {dict(stats.quarantine_reasons.most_common(5))}; "
+                f"see quarantine.jsonl"])
+
+    def finish(self) -> None:
+        """End of pass 1: check the last source and close the spools."""
+        if self._current is not None:
+            self.check_quarantine(self._current)
+        self.close()
+
+    def close(self) -> None:
+        for spools in self.spools.values():
+            for spool in spools:
+                spool.close()
+        self.quarantine.close()
+
+
+def plan_outputs(state: FirstPass) -> dict[str, list[ComponentPlan]]:
+    """Requested counts per component; ConfigError (recipe file, line, field) when unmet."""
+    plans, problems = {}, []
+    for kind, output in state.outputs.items():
+        comps = state.components[kind]
+        available = [s.rows for s in state.spools[kind]]
+        weights = [c.fraction if c.fraction is not None else c.count for c in output.mix]
+        requested = requested_counts(weights, available, output.total)
+        for j, (comp, stats) in enumerate(zip(output.mix, comps)):
+            stats.available, stats.requested = available[j], requested[j]
+            field = "fraction" if comp.fraction is not None else "count"
+            if requested[j] > available[j] and (not comp.upsample or available[j] == 0):
+                hint = "the source gives no rows" if available[j] == 0 else "lower it or set upsample: true"
+                problems.append(
+                    f"{state.resolved.where(('outputs', kind, 'mix', j, field))}: asks for {requested[j]} rows "
+                    f"but source {comp.source!r} gives {available[j]} ({stats.build}, after quarantine, "
+                    f"filters and dedup); {hint}")
+        plans[kind] = [ComponentPlan(requested=r, available=a) for r, a in zip(requested, available)]
+    if problems:
+        raise ConfigError(problems)
+    return plans
+
+
+def write_outputs(state: FirstPass, plans: dict[str, list[ComponentPlan]], out: Path,
+                  progress: bool = False) -> None:
+    """Pass 2: select, interleave and write every output; files are renamed when all succeed."""
+    from tqdm import tqdm
+
+    writers = []
+    for index, kind in enumerate(OUTPUT_KINDS):
+        if kind not in plans:
+            continue
+        writer = OutputWriter(out, kind)
+        writers.append(writer)
+        comps = state.components[kind]
+        spools = [s.path for s in state.spools[kind]]
+        total = sum(p.requested for p in plans[kind])
+        with tqdm(total=total, desc=f"write {kind}", unit="row", disable=not progress, mininterval=1.0) as bar:
+            for table, owners in mixed_groups(spools, plans[kind], state.recipe.seed, index, ID_COLUMN[kind]):
+                split = writer.write(table)
+                counts = np.bincount(owners * len(SPLITS) + split, minlength=len(comps) * len(SPLITS))
+                for c, stats in enumerate(comps):
+                    for s, name in enumerate(SPLITS):
+                        stats.written[name] += int(counts[c * len(SPLITS) + s])
+                bar.update(table.num_rows)
+        writer.close()
+    for writer in writers:
+        writer.commit()
+
+
+BatchRunner = Callable[[list[SourceJob], list[list[Path]]], Iterable[ProcessedBatch]]
+
+
+def build(resolved: ResolvedRecipe, out: str | Path, progress: bool = False,
+          run_batches: BatchRunner = local_batches) -> dict:
+    """Build a resolved recipe into ``out``; returns the build report (also written to
+    ``out/build_report.json``). ``run_batches(jobs, files)`` runs the per-record work and yields
+    its batches in the global order: in-process by default, on Ray Data for ``--ray``."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spool_dir = out / ".spool"
+    shutil.rmtree(spool_dir, ignore_errors=True)
+    spool_dir.mkdir()
+    recipe, t0 = resolved.recipe, time.perf_counter()
+    state = None
+    try:
+        eval_index = _eval_index(resolved) if recipe.decontaminate else None
+        state = FirstPass(resolved, out, spool_dir)
+        batches = run_batches(source_jobs(resolved, eval_index), resolved.source_files)
+        with tqdm(desc="read+transform+dedup", unit="rec", disable=not progress, mininterval=1.0) as bar:
+            for batch in batches:
+                state.consume(batch)
+                bar.update(batch.items)
+        state.finish()
+        t1 = time.perf_counter()
+        plans = plan_outputs(state)
+        write_outputs(state, plans, out, progress)
+        t2 = time.perf_counter()
+    finally:
+        if state is not None:
+            state.close()           # quarantine.jsonl stays readable when the build failed
+        shutil.rmtree(spool_dir, ignore_errors=True)
+    report = _report(resolved, state, eval_index, {"read_transform_dedup_s": round(t1 - t0, 3),
+                                                   "mix_write_s": round(t2 - t1, 3),
+                                                   "total_s": round(t2 - t0, 3)})
+    write_json_atomic(out / "build_report.json", report)
+    log.info("built %s into %s in %.1fs: %s", recipe.name, out, t2 - t0,
+             {k: v["total_actual"] for k, v in report["outputs"].items()})
+    return report
+
+
+def _eval_index(resolved: ResolvedRecipe) -> EvalNgramIndex:
+    from data_recipes.readers import read_source
+    from data_recipes.records import Record
+
+    index = EvalNgramIndex(resolved.recipe.decontaminate.ngram_chars)
+    for spec, files in zip(resolved.recipe.decontaminate.against, resolved.eval_files):
+        for file in files:
+            texts = [record_text(r) for r in read_source(file, spec.format) if isinstance(r, Record)]
+            index.add(texts)
+    return index.freeze()
+
+
+def _report(resolved: ResolvedRecipe, state: FirstPass, eval_index: EvalNgramIndex | None,
+            timings: dict) -> dict:
+    recipe, dedup = resolved.recipe, state.dedup
+    seen = max(dedup.records_seen, 1)
+    return {
+        "recipe": {"name": recipe.name, "path": str(resolved.path), "hash": resolved.recipe_hash,
+                   "seed": recipe.seed, "variables": resolved.variables},
+        "sources": {s.name: s.to_json() for s in state.sources},
+        "quarantine": {"total": sum(s.quarantined for s in state.sources),
+                       "by_source": {s.name: s.quarantined for s in state.sources}},
+        "dedup": {"exact": sum(s.exact_duplicates for s in state.sources),
+                  "near": sum(s.near_duplicates for s in state.sources),
+                  "records_checked": dedup.records_seen, "index_bytes": dedup.nbytes,
+                  "index_bytes_per_record": round(dedup.nbytes / seen, 1),
+                  "config": recipe.dedup.model_dump(mode="json")},
+        "decontamination": None if eval_index is None else {
+            "eval_texts": eval_index.texts, "eval_ngrams": len(eval_index),
+            "ngram_chars": eval_index.n,
+            "contaminated_rows": {k: sum(c.contaminated_rows for c in cs) for k, cs in state.components.items()}},
+        "outputs": {k: output_report(state.components[k], state.outputs[k].total) for k in state.components},
+        "splits": recipe.splits.model_dump(mode="json"),
+        "timings": timings,
+    }

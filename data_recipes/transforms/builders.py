@@ -1,0 +1,181 @@
+"""Builders: how one record becomes rows of an output (SFT examples, prompts, pairs, tuples, text).
+
+A builder is ``fn(record) -> list[dict]``; each dict holds the output-specific fields of one
+row plus ``suffix`` (the row id is ``<consultation_id>#<suffix>``). The build adds the common
+columns (ids, source, origin, language, provenance). ``record.language`` is set before a
+builder runs. Builders never invent content: a record that cannot give a row gives none, and
+the build counts it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from data_recipes.records import Record, Turn
+
+
+def _messages(turns: list[Turn]) -> list[dict]:
+    return [{"role": t.role, "content": t.content} for t in turns]
+
+
+def _record_messages(record: Record) -> list[dict]:
+    """The record's turns as message dicts, built once per record and shared by its rows (and by
+    every builder that runs on it: builders run after all transforms and never mutate them)."""
+    cached = record.__dict__.get("_messages")
+    if cached is None or len(cached) != len(record.turns):
+        cached = record.__dict__["_messages"] = _messages(record.turns)
+    return cached
+
+
+def _answered_turns(turns: list[Turn]) -> list[int]:
+    """Indices of assistant turns that follow a user turn (the replies a model can learn)."""
+    return [i for i, t in enumerate(turns)
+            if t.role == "assistant" and i > 0 and turns[i - 1].role == "user"]
+
+
+# --- SFT -----------------------------------------------------------------------------------
+
+def per_turn_examples(record: Record) -> list[dict]:
+    """One example per doctor turn: history + latest patient utterance -> the doctor's reply.
+
+    This is ChiMed-GPT's dialogue format; a QA record gives one example. Only the last
+    assistant message of each example is its target (earlier ones are history).
+    """
+    messages = _record_messages(record)
+    return [{"suffix": f"t{k}", "messages": messages[: i + 1], "turn": k}
+            for k, i in enumerate(_answered_turns(record.turns))]
+
+
+def whole_conversation(record: Record) -> list[dict]:
+    """One example per dialogue, up to its last doctor turn; trained with an assistant-only loss
+    (every assistant message is a target; the SFT stage applies the mask)."""
+    answered = _answered_turns(record.turns)
+    if not answered:
+        return []
+    return [{"suffix": "conv", "messages": _record_messages(record)[: answered[-1] + 1], "turn": None}]
+
+
+_ROUTING_QUESTIONS = {
+    "zh": ("请问我应该挂哪个科室？", "这种情况应该去医院哪个科室就诊？", "我该看哪个科？"),
+    "en": ("Which department should I see?", "Which hospital department should I go to?",
+           "What kind of specialist should I see for this?"),
+}
+_ROUTING_ANSWERS = {"zh": "建议到{dept}就诊。", "en": "You should see {dept}."}
+
+
+def department_routing(record: Record) -> list[dict]:
+    """Auxiliary task from metadata (MEDI-BERPT / RealMedDial): the patient's first message +
+    "which department should I see?" -> the department in ``meta["department"]``."""
+    department = record.meta.get("department")
+    first_user = next((t.content for t in record.turns if t.role == "user"), None)
+    if not department or not first_user:
+        return []
+    lang = "en" if record.language == "en" else "zh"
+    questions = _ROUTING_QUESTIONS[lang]
+    pick = int.from_bytes(hashlib.blake2b(record.id.encode(), digest_size=2).digest(), "little")
+    return [{"suffix": "dept", "turn": None, "messages": [
+        {"role": "user", "content": first_user + "\n\n" + questions[pick % len(questions)]},
+        {"role": "assistant", "content": _ROUTING_ANSWERS[lang].format(dept=department)},
+    ]}]
+
+
+# --- prompts (for sampling, RL and evaluation; reference = the doctor's / gold answer) --------
+
+def _prompt_rows(record: Record, indices: list[int]) -> list[dict]:
+    department, messages = record.meta.get("department"), _record_messages(record)
+    return [{"suffix": f"t{k}", "messages": messages[:i],
+             "reference": record.turns[i].content, "department": department, "turn": k}
+            for k, i in indices]
+
+
+def _reward_prompt(record: Record) -> list[dict]:
+    best = None
+    if record.responses:
+        ranks = record.ranks or list(range(len(record.responses)))
+        best = record.responses[min(range(len(ranks)), key=ranks.__getitem__)]
+    return [{"suffix": "p", "messages": _messages(record.turns), "reference": best,
+             "department": record.meta.get("department"), "turn": None}]
+
+
+def _unanswered(record: Record) -> list[dict]:
+    """A record ending with a patient turn (e.g. a KUAKE-QIC query): a prompt whose reference is
+    ``meta["reference"]`` when the format has one (Med-dialog cases: the doctor's diagnosis)."""
+    if record.turns and record.turns[-1].role == "user":
+        return [{"suffix": "open", "messages": _record_messages(record), "reference": record.meta.get("reference"),
+                 "department": record.meta.get("department") or None, "turn": None}]
+    return []
+
+
+def per_turn_prompts(record: Record) -> list[dict]:
+    """Every doctor turn as a prompt (history ending with the patient) with its reply as reference."""
+    if record.kind in ("preference", "ranked"):
+        return _reward_prompt(record)
+    answered = list(enumerate(_answered_turns(record.turns)))
+    return _prompt_rows(record, answered) + _unanswered(record)
+
+
+def final_turn_prompt(record: Record) -> list[dict]:
+    """One prompt per record: the history before the last doctor turn, which is the reference
+    (in a consultation, usually the diagnosis). A record ending with the patient gives an open prompt."""
+    if record.kind in ("preference", "ranked"):
+        return _reward_prompt(record)
+    open_prompt = _unanswered(record)
+    if open_prompt:
+        return open_prompt
+    answered = list(enumerate(_answered_turns(record.turns)))
+    return _prompt_rows(record, answered[-1:])
+
+
+def first_turn_prompt(record: Record) -> list[dict]:
+    """One prompt per record: the opening patient message, the doctor's first reply as reference."""
+    if record.kind in ("preference", "ranked"):
+        return _reward_prompt(record)
+    answered = list(enumerate(_answered_turns(record.turns)))
+    return _prompt_rows(record, answered[:1]) or _unanswered(record)
+
+
+# --- reward data (CMD style) ---------------------------------------------------------------
+
+def _ordered(record: Record) -> list[tuple[int, str, str | None]]:
+    """(rank, response, source) sorted best first; preference records are ranked [0, 1]."""
+    ranks = record.ranks if record.ranks is not None else list(range(len(record.responses or [])))
+    sources = record.response_sources or [None] * len(ranks)
+    return sorted(zip(ranks, record.responses or [], sources), key=lambda x: x[0])
+
+
+def preference_pairs(record: Record) -> list[dict]:
+    """(chosen, rejected) pairs: a preference record as is; a ranked record as every adjacent
+    pair of its ranking with distinct ranks (ChiMed-GPT: doctor > GPT-4 > GPT-3.5 > weak)."""
+    ordered = _ordered(record)
+    rows = []
+    for j, (better, worse) in enumerate(zip(ordered, ordered[1:])):
+        if better[0] == worse[0]:
+            continue  # a tie says nothing about which is better
+        rows.append({"suffix": f"p{j}", "messages": _messages(record.turns), "chosen": better[1],
+                     "rejected": worse[1], "margin": None, "turn": None})
+    return rows
+
+
+def ranked_tuples(record: Record) -> list[dict]:
+    """One k-way tuple: responses with ranks (0 = best, ties share a rank) and their sources."""
+    if not record.responses or len(record.responses) < 2:
+        return []
+    ranks = record.ranks if record.ranks is not None else list(range(len(record.responses)))
+    return [{"suffix": "r", "messages": _messages(record.turns), "responses": list(record.responses),
+             "ranks": [int(r) for r in ranks], "response_sources": record.response_sources,
+             "turn": None}]
+
+
+# --- pretraining text -----------------------------------------------------------------------
+
+_SPEAKER = {"zh": {"user": "病人：", "assistant": "医生：", "system": ""},
+            "en": {"user": "Patient: ", "assistant": "Doctor: ", "system": ""}}
+
+
+def pretrain_text(record: Record) -> list[dict]:
+    """A document as is; a dialogue or QA as plain text with speaker labels, one turn a line."""
+    if record.kind == "text":
+        return [{"suffix": "doc", "text": record.text, "turn": None}] if record.text else []
+    labels = _SPEAKER["en" if record.language == "en" else "zh"]
+    text = "\n".join(labels[t.role] + t.content for t in record.turns)
+    return [{"suffix": "doc", "text": text, "turn": None}] if text else []
