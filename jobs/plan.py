@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medalign.config import ConfigError, StrictModel, apply_overrides, line_of, load_yaml, validate_mapping
+from medalign.config import ConfigError, StrictModel, line_of, load_mapping, validate_mapping
 
 from jobs.registry import MODEL_INPUTS, check_kind, default_inputs, validate_stage_config
 from jobs.schema import JobConfig, StageEntry
@@ -52,10 +52,7 @@ class Plan:
 def load_plan(path: str | Path, overrides: list[str] | None = None) -> Plan:
     """Load, override and validate a job YAML; resolve every stage's config and inputs."""
     path = Path(path)
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError([f"{path}:1: expected a mapping at the top level"])
-    apply_overrides(data, overrides or [])
+    data = load_mapping(path, overrides)
     job = validate_mapping(data, JobConfig, source=path)
     raw_stages = data.get("stages", {})
     enabled = {name: e for name, e in job.stages.items() if e.enabled}

@@ -27,6 +27,8 @@ __all__ = [
     "StrictModel",
     "ConfigError",
     "load_yaml",
+    "load_mapping",
+    "line_of",
     "load_config",
     "validate_mapping",
     "apply_overrides",
@@ -206,13 +208,17 @@ def validate_mapping(data: Any, model: type[M], source: str | Path = "<config>",
         raise ConfigError(problems) from None
 
 
-def load_config(path: str | Path, model: type[M], overrides: list[str] | None = None) -> M:
-    """Load ``path`` as YAML, apply overrides, validate against ``model``."""
+def load_mapping(path: str | Path, overrides: list[str] | None = None) -> dict:
+    """Load ``path`` as a YAML mapping (with line numbers) and apply ``key.sub=value`` overrides."""
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError([f"{path}:1: expected a mapping at the top level, got {type(data).__name__}"])
-    apply_overrides(data, overrides or [])
-    return validate_mapping(data, model, source=path)
+    return apply_overrides(data, overrides or [])
+
+
+def load_config(path: str | Path, model: type[M], overrides: list[str] | None = None) -> M:
+    """Load ``path`` as YAML, apply overrides, validate against ``model``."""
+    return validate_mapping(load_mapping(path, overrides), model, source=path)
 
 
 # --------------------------------------------------------------------------------------------
