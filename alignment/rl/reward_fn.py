@@ -1,0 +1,47 @@
+"""Where the sequence-level reward comes from: a reward model, or any function of the text.
+
+The PPO loop only needs something with this signature::
+
+    reward_fn(prompts: list[list[dict]], responses: list[str]) -> torch.Tensor   # [B] float
+
+``prompts[i]`` is the chat history the response answers (``{"role", "content"}`` turns ending with
+a user turn) and ``responses[i]`` the decoded response (special tokens stripped). The pipeline
+uses :class:`RewardModelFn` (the reward_model stage's sequence classifier); tests and
+experiments can pass a programmatic reward such as :func:`asks_a_question`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+__all__ = ["RewardFn", "RewardModelFn", "asks_a_question"]
+
+
+class RewardFn(Protocol):
+    def __call__(self, prompts: list[list[dict]], responses: list[str]) -> torch.Tensor: ...
+
+
+class RewardModelFn:
+    """Scores (prompt, response) pairs with a 1-label ``*ForSequenceClassification`` model, through
+    :func:`alignment.reward_scoring.score_responses` (the rendering the reward_model stage trained
+    on: history + assistant turn with the chat template; score at the last non-pad token)."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 16):
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+
+    def __call__(self, prompts: list[list[dict]], responses: list[str]) -> torch.Tensor:
+        from alignment.reward_scoring import score_responses
+
+        scores = score_responses(self.model, self.tokenizer, prompts, responses, batch_size=self.batch_size)
+        return torch.tensor(scores, dtype=torch.float32)
+
+
+def asks_a_question(prompts: list[list[dict]], responses: list[str]) -> torch.Tensor:
+    """1.0 when the response asks the patient something ('?' or the full-width '？'), else 0.0.
+
+    HuatuoGPT's point about doctors: they ask targeted questions, distilled answers rarely do.
+    A verifiable reward for the PPO learning test and the quickstart's programmatic option.
+    """
+    return torch.tensor([1.0 if ("?" in r or "？" in r) else 0.0 for r in responses])
