@@ -4,7 +4,9 @@ For each concurrency C the judge makes enough distinct calls (no cache hits) for
 waves of C calls, with transcripts and the cache on, exactly as a judge run does. It prints calls
 per second, the ratio to the limit C / L (L = injected latency), and the CPU time per call of the
 client process and of the server process: once the ratio falls, those CPU figures times the call
-rate show that the machine's cores, not the waiting, are the bound.
+rate show that the machine's cores, not the waiting, are the bound. ``CPU bound`` is the call
+rate those CPU costs allow at best: the client is one process (one core at most), and client
+plus server share the machine's cores (with nothing else running on them).
 
     .venv/bin/python benchmarks/judge_throughput.py                  # L = 100 ms, C = 1 8 64 256
     .venv/bin/python benchmarks/judge_throughput.py --server thread  # server in this process
@@ -112,6 +114,18 @@ def _ms(v: float | None) -> str:
     return "(in client)" if v is None else f"{v:.2f}"
 
 
+def cpu_bound_rate(client_ms: float, server_ms: float | None, cores: int) -> float:
+    """Calls/s the CPU costs allow: the client is one process (one core at most); client and
+    server together get at most every core."""
+    total = client_ms + (server_ms or 0.0)
+    return min(1000.0 / client_ms, cores * 1000.0 / total)
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--latency-ms", type=float, default=100.0, help="injected latency L per call")
@@ -120,20 +134,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server", choices=["process", "thread", "both"], default="both")
     args = p.parse_args(argv)
     modes = ["process", "thread"] if args.server == "both" else [args.server]
-    import httpx2  # noqa: F401  (import once up front, so no row is charged for it)
+    import aiohttp  # noqa: F401  (import once up front, so no row is charged for it)
+    import httpx2  # noqa: F401
     import openai  # noqa: F401
     make_items(2)
-    print(f"L = {args.latency_ms:g} ms; transcripts and cache on; machine load affects these figures")
+    cores = os.cpu_count() or 1
+    print(f"L = {args.latency_ms:g} ms; transcripts and cache on; {_load()}")
+    print("other processes on the machine slow these figures down: compare CPU ms/call first")
     with tempfile.TemporaryDirectory() as tmp:
         for mode in modes:
             print(f"\nserver: {mode}")
             print(f"{'C':>5} {'calls':>6} {'wall s':>7} {'calls/s':>8} {'C/L':>7} {'ratio':>6} "
-                  f"{'client CPU ms/call':>19} {'server CPU ms/call':>19}")
+                  f"{'client CPU ms/call':>19} {'server CPU ms/call':>19} {'CPU bound':>10}")
             for c in args.concurrency:
                 r = measure(c, args.latency_ms, args.rounds, mode, Path(tmp))
+                bound = cpu_bound_rate(r["cpu_ms_per_call"], r["server_cpu_ms_per_call"], cores)
                 print(f"{r['C']:>5} {r['calls']:>6} {r['wall_s']:>7.2f} {r['calls_per_s']:>8.1f} "
                       f"{r['limit']:>7.0f} {r['ratio']:>6.2f} {r['cpu_ms_per_call']:>19.2f} "
-                      f"{_ms(r['server_cpu_ms_per_call']):>19}", flush=True)
+                      f"{_ms(r['server_cpu_ms_per_call']):>19} {bound:>10.0f}", flush=True)
+    print(f"\n{_load()}")
     return 0
 
 

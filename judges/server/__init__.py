@@ -6,7 +6,11 @@
 
 ``running_server`` starts uvicorn in a background thread on a free port and stops it on exit;
 ``serve`` runs it in the foreground (``medalign judge serve``). Options are the fields of
-:class:`judges.config.LocalServerOptions`. uvicorn and fastapi are imported only here.
+:class:`judges.config.LocalServerOptions`. uvicorn is imported only here.
+
+The server runs on uvloop with httptools' HTTP parser when they are installed (they are
+dependencies; asyncio and h11 otherwise): together they cut the server's CPU per call to about
+half, which matters when it answers hundreds of calls a second on the same cores as the client.
 """
 
 from __future__ import annotations
@@ -25,13 +29,28 @@ HOST = "127.0.0.1"
 log = logging.getLogger("medalign.judges.server")
 
 
+def _uvloop():
+    """The uvloop module, or None where it is not installed (e.g. Windows)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop
+
+
 def _uvicorn_config(app, *, port: int = 0):
+    import importlib.util
+
     import uvicorn
 
-    # access_log off: the server never writes request lines (or headers) anywhere
+    fast_http = importlib.util.find_spec("httptools") is not None
+    # access_log off: the server never writes request lines (or headers) anywhere;
+    # proxy_headers off: it binds 127.0.0.1 and sits behind no proxy
     return uvicorn.Config(app, host=HOST, port=port, log_level="warning", access_log=False,
+                          proxy_headers=False,
                           lifespan="off", backlog=2048, timeout_graceful_shutdown=2,
-                          timeout_keep_alive=30)
+                          timeout_keep_alive=30, http="httptools" if fast_http else "h11",
+                          loop="uvloop" if _uvloop() else "asyncio")
 
 
 @contextlib.contextmanager
@@ -51,7 +70,8 @@ def running_server(startup_timeout_s: float = 20.0, **options) -> Iterator[str]:
     loop_box: dict = {}
 
     def run() -> None:
-        loop = asyncio.new_event_loop()
+        uvloop = _uvloop()
+        loop = uvloop.new_event_loop() if uvloop else asyncio.new_event_loop()
         loop_box["loop"] = loop
         asyncio.set_event_loop(loop)
         try:
@@ -72,7 +92,7 @@ def running_server(startup_timeout_s: float = 20.0, **options) -> Iterator[str]:
     finally:
         loop = loop_box.get("loop")
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(app.state.shutdown.set)   # release hung requests
+            loop.call_soon_threadsafe(app.shutdown.set)   # release hung requests
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()

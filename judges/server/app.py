@@ -4,6 +4,11 @@ Routes: ``GET /v1/models``, ``POST /v1/chat/completions`` and ``GET /v1/medalign
 and fault counters, for tests). It never reads the ``Authorization`` header and logs no requests,
 so a key a client sends cannot end up in a log.
 
+The app is a plain ASGI callable rather than a web framework's: a judge run sends it hundreds of
+calls a second, and a framework's routing, middleware and request objects cost more CPU per call
+than the three fixed routes need. Errors use OpenAI's error body, so the openai client raises its
+usual exceptions (``NotFoundError``, ``BadRequestError``, ``RateLimitError``, ...).
+
 Fault injection (for tests and benchmarks): with probability ``fault_rate`` a request gets one of
 the configured ``faults`` (drawn from a seeded generator):
 
@@ -30,29 +35,51 @@ import random
 import time
 import uuid
 from collections import Counter
-
-from fastapi import FastAPI, Request
-from starlette.responses import Response
+from dataclasses import dataclass, field
 
 from judges.config import LocalServerOptions
 from judges.server.prompt_parse import PromptNotUnderstood, parse_prompt
-from judges.server.replies import compose, logprobs_content, tokens
+from judges.server.replies import compose, count_tokens, logprobs_content, tokens
 
 REFUSAL = "I'm sorry, but I can't help with rating answers to medical questions."
 
 
-def _json(body: dict | list, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status_code=status,
-                    media_type="application/json", headers=headers)
+@dataclass
+class Reply:
+    """One HTTP response: status, JSON body bytes, extra headers."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    drop: bool = False                    # send half the body, then close the connection
+
+    async def send(self, send) -> None:
+        length = b"512" if self.drop else str(len(self.body)).encode()
+        await send({"type": "http.response.start", "status": self.status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", length), *self.headers]})
+        if self.drop:
+            await send({"type": "http.response.body", "body": self.body, "more_body": True})
+            raise _DropConnection("injected dropped connection")
+        await send({"type": "http.response.body", "body": self.body})
 
 
-def _error(status: int, message: str, etype: str, code: str | None = None, headers=None):
+def _json(body: dict | list, status: int = 200, headers: dict | None = None) -> Reply:
+    return Reply(status, json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                 [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()])
+
+
+def _error(status: int, message: str, etype: str, code: str | None = None, headers=None) -> Reply:
     return _json({"error": {"message": message, "type": etype, "code": code, "param": None}},
                  status, headers)
 
 
 class _DropConnection(Exception):
     """Raised after the response started: the server closes the connection mid-response."""
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
 
 
 class _QuietDrops(logging.Filter):
@@ -65,32 +92,55 @@ class _QuietDrops(logging.Filter):
 _drop_filter = _QuietDrops()
 
 
-def build_app(options: LocalServerOptions):
-    """The ASGI app for ``options``; ``app.state.shutdown`` releases hung requests."""
-    logging.getLogger("uvicorn.error").addFilter(_drop_filter)   # idempotent: same object
-    app = FastAPI(title="medalign local judge", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.options = options
-    app.state.counters = Counter()
-    app.state.shutdown = asyncio.Event()
-    fault_rng = random.Random(options.fault_seed)
+async def _read_body(receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
 
-    @app.get("/v1/models")
-    async def models():
-        return _json({"object": "list", "data": [
-            {"id": options.model, "object": "model", "created": 0, "owned_by": "medalign"}]})
 
-    @app.get("/v1/medalign/stats")
-    async def stats():
-        return _json(dict(app.state.counters))
+class JudgeApp:
+    """The ASGI app for ``options``. ``shutdown`` (an event) releases hung requests;
+    ``counters`` counts requests, answers and injected faults."""
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request):
-        counters = app.state.counters
+    def __init__(self, options: LocalServerOptions):
+        self.options = options
+        self.counters: Counter = Counter()
+        self.shutdown = asyncio.Event()
+        self._fault_rng = random.Random(options.fault_seed)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":           # lifespan is off; websockets are not served
+            return
+        method, path = scope["method"], scope["path"].rstrip("/")
+        if path == "/v1/chat/completions" and method == "POST":
+            try:
+                body = await _read_body(receive)
+            except _ClientGone:
+                return
+            reply = await self._chat(body)
+        elif path == "/v1/models" and method == "GET":
+            reply = _json({"object": "list", "data": [{"id": self.options.model, "object": "model",
+                                                       "created": 0, "owned_by": "medalign"}]})
+        elif path == "/v1/medalign/stats" and method == "GET":
+            reply = _json(dict(self.counters))
+        elif path in ("/v1/chat/completions", "/v1/models", "/v1/medalign/stats"):
+            reply = _error(405, f"method {method} not allowed on {path}", "invalid_request_error")
+        else:
+            reply = _error(404, f"no route {path}", "invalid_request_error", "not_found")
+        await reply.send(send)
+
+    async def _chat(self, raw: bytes) -> Reply:
+        options, counters = self.options, self.counters
         counters["requests"] += 1
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw)
             messages = body["messages"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
             return _error(400, "request body must be JSON with 'messages'", "invalid_request_error")
         if body.get("model") != options.model:
             return _error(404, f"model {body.get('model')!r} not found; this server serves "
@@ -98,10 +148,10 @@ def build_app(options: LocalServerOptions):
         if options.latency_ms > 0:
             await asyncio.sleep(options.latency_ms / 1000.0)
         fault = None
-        if options.faults and fault_rng.random() < options.fault_rate:
-            fault = fault_rng.choice(options.faults)
+        if options.faults and self._fault_rng.random() < options.fault_rate:
+            fault = self._fault_rng.choice(options.faults)
             counters[f"fault_{fault}"] += 1
-        early = await _early_fault(fault, app)
+        early = await self._early_fault(fault)
         if early is not None:
             return early
         try:
@@ -114,52 +164,42 @@ def build_app(options: LocalServerOptions):
         counters["answered"] += 1
         return _completion_response(body, messages, text, soft, prompt.kind, fault)
 
-    return app
+    async def _early_fault(self, fault: str | None) -> Reply | None:
+        """Faults that replace the whole response; None means go on to answer."""
+        options = self.options
+        if fault == "rate_limit":
+            wait = options.retry_after_s
+            headers = {"retry-after-ms": str(int(round(wait * 1000))),
+                       "retry-after": str(max(1, round(wait))) if wait >= 1 else f"{wait:g}"}
+            return _error(429, "Rate limit reached (injected fault).", "rate_limit_error",
+                          "rate_limit_exceeded", headers)
+        if fault == "server_error":
+            return _error(500, "The server had an error (injected fault).", "server_error")
+        if fault == "hang":
+            try:
+                await asyncio.wait_for(self.shutdown.wait(), timeout=options.hang_s)
+            except asyncio.TimeoutError:
+                pass
+            return _error(504, "hung request released", "server_error")
+        if fault == "drop":
+            return Reply(200, b'{"id": "chatcmpl-dr', drop=True)
+        if fault == "bad_json":
+            return Reply(200, b'{"id": "chatcmpl-x", "choices": [{"index": 0, "mess')
+        if fault == "empty_choices":
+            return _json({"id": "chatcmpl-empty", "object": "chat.completion",
+                          "created": int(time.time()), "model": options.model, "choices": [],
+                          "usage": None})
+        return None
 
 
-async def _early_fault(fault: str | None, app):
-    """Faults that replace the whole response; None means go on to answer."""
-    options = app.state.options
-    if fault == "rate_limit":
-        wait = options.retry_after_s
-        headers = {"retry-after-ms": str(int(round(wait * 1000))),
-                   "retry-after": str(max(1, round(wait))) if wait >= 1 else f"{wait:g}"}
-        return _error(429, "Rate limit reached (injected fault).", "rate_limit_error",
-                      "rate_limit_exceeded", headers)
-    if fault == "server_error":
-        return _error(500, "The server had an error (injected fault).", "server_error")
-    if fault == "hang":
-        try:
-            await asyncio.wait_for(app.state.shutdown.wait(), timeout=options.hang_s)
-        except asyncio.TimeoutError:
-            pass
-        return _error(504, "hung request released", "server_error")
-    if fault == "drop":
-        return _DroppedResponse()
-    if fault == "bad_json":
-        return Response('{"id": "chatcmpl-x", "choices": [{"index": 0, "mess', status_code=200,
-                        media_type="application/json")
-    if fault == "empty_choices":
-        return _json({"id": "chatcmpl-empty", "object": "chat.completion", "created": int(time.time()),
-                      "model": options.model, "choices": [], "usage": None})
-    return None
-
-
-class _DroppedResponse(Response):
-    """A response that announces a body and then closes the connection half way."""
-
-    def __init__(self):
-        super().__init__(status_code=200)
-
-    async def __call__(self, scope, receive, send):
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"512")]})
-        await send({"type": "http.response.body", "body": b'{"id": "chatcmpl-dr', "more_body": True})
-        raise _DropConnection("injected dropped connection")
+def build_app(options: LocalServerOptions) -> JudgeApp:
+    """The ASGI app for ``options``."""
+    logging.getLogger("uvicorn.error").addFilter(_drop_filter)   # idempotent: same object
+    return JudgeApp(options)
 
 
 def _completion_response(body: dict, messages: list[dict], text: str, soft: dict, kind: str,
-                         fault: str | None):
+                         fault: str | None) -> Reply:
     finish = "stop"
     if fault == "truncated":
         text, finish = text[: max(1, int(len(text) * 0.9)) - 8], "length"
@@ -174,7 +214,7 @@ def _completion_response(body: dict, messages: list[dict], text: str, soft: dict
     if isinstance(max_tokens, int) and len(toks) > max_tokens:
         toks, finish = toks[:max_tokens], "length"
         text = "".join(toks)
-    prompt_tokens = sum(len(tokens(m.get("content") or "")) + 4 for m in messages)
+    prompt_tokens = sum(count_tokens(m.get("content") or "") + 4 for m in messages)
     choice = {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
               "finish_reason": finish, "logprobs": None}
     if body.get("logprobs"):

@@ -11,8 +11,11 @@ The world is the only thing the judges package imports from data_recipes (see CO
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
+
+_LETTER = re.compile(r"[a-z]")       # texts and names are lower-cased before a search
 
 # Common departments beyond the world's own: (key, zh names, en names). The emergency
 # department is left out on purpose: "go to the emergency department" is a red-flag warning,
@@ -46,31 +49,69 @@ COMMON_DEPARTMENTS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
 
 
 @dataclass(frozen=True)
+class NameSet:
+    """Names (lower-cased) -> keys, grouped by what a text must contain to hold them, so a
+    search skips the names that cannot occur: an English text holds no Chinese name, and a
+    Chinese text without a Latin letter holds no English name (half the searches saved)."""
+
+    keys: dict[str, str]                  # lower-cased name -> key
+    lettered: tuple[str, ...]             # ASCII names with a Latin letter: need one in the text
+    wide: tuple[str, ...]                 # names with a non-ASCII character: need one, too
+    other: tuple[str, ...]                # ASCII names without letters: always searched
+
+    @classmethod
+    def of(cls, keys: dict[str, str]) -> "NameSet":
+        lettered = tuple(n for n in keys if n.isascii() and _LETTER.search(n))
+        wide = tuple(n for n in keys if not n.isascii())
+        other = tuple(n for n in keys if n.isascii() and not _LETTER.search(n))
+        return cls(keys, lettered, wide, other)
+
+    def candidates(self, low: str) -> tuple[str, ...]:
+        """The names that can occur in the lower-cased text ``low``."""
+        out = self.other
+        if _LETTER.search(low):
+            out = out + self.lettered
+        if not low.isascii():
+            out = out + self.wide
+        return out
+
+
+@dataclass(frozen=True)
 class Lexicon:
     """Name matchers. ``find_conditions(text)`` -> condition keys in order of first mention."""
 
-    condition_names: dict[str, str]       # lower-cased name -> condition key
-    department_names: dict[str, str]      # lower-cased name -> department key
+    conditions: NameSet
+    departments: NameSet
     condition_department: dict[str, str]  # condition key -> department key
 
+    @property
+    def condition_names(self) -> dict[str, str]:
+        """Lower-cased condition name -> condition key."""
+        return self.conditions.keys
+
+    @property
+    def department_names(self) -> dict[str, str]:
+        """Lower-cased department name -> department key."""
+        return self.departments.keys
+
     def find_conditions(self, text: str) -> list[str]:
-        return find_names(self.condition_names, text)
+        return find_names(self.conditions, text)
 
     def find_departments(self, text: str) -> list[str]:
-        return find_names(self.department_names, text)
+        return find_names(self.departments, text)
 
 
 def _is_word_char(ch: str) -> bool:
     return ch.isascii() and ch.isalpha()
 
 
-def find_names(names: dict[str, str], text: str) -> list[str]:
+def find_names(names: NameSet, text: str) -> list[str]:
     """Keys of the names found in ``text``, leftmost first and, at one position, longest first
-    (what a longest-first regex alternation finds, without its cost: each name is looked for
-    with a plain substring search). ASCII names must stand as whole words."""
+    (what a longest-first regex alternation finds, without its cost: each name that can occur
+    is looked for with a plain substring search). ASCII names must stand as whole words."""
     low = text.lower()
     hits = []
-    for name in names:
+    for name in names.candidates(low):
         start = low.find(name)
         while start != -1:
             end = start + len(name)
@@ -85,8 +126,8 @@ def find_names(names: dict[str, str], text: str) -> list[str]:
         if start < covered:
             continue
         covered = start - neg_len
-        if names[name] not in keys:
-            keys.append(names[name])
+        if names.keys[name] not in keys:
+            keys.append(names.keys[name])
     return keys
 
 
@@ -108,7 +149,7 @@ def build_lexicon(conditions=(), departments=None) -> Lexicon:
         key = next((dept_names[n] for n in names if n in dept_names), key)
         for name in names:
             dept_names.setdefault(name, key)
-    return Lexicon(cond_names, dept_names, cond_dept)
+    return Lexicon(NameSet.of(cond_names), NameSet.of(dept_names), cond_dept)
 
 
 @lru_cache(maxsize=1)

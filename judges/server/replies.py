@@ -23,8 +23,22 @@ _TOKEN = re.compile(r"\s*(?:\d+|[A-Za-z]+|\S)|\s+")
 CRITERIA_LINE = ("Correctness", "Richness", "Consistency", "Diagnosis", "Overall")
 
 
+# what count_tokens collapses: each maximal run of digits or of ASCII letters is one token
+_RUN = re.compile(r"\d+|[A-Za-z]+")
+
+
 def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    """``len(tokens(text))`` without building the list (the prompt's usage count, on every call).
+
+    A token is a digit run, an ASCII-letter run or one other non-space character, each with the
+    whitespace before it; whitespace at the very end is one more token. So: collapse each run to
+    one character, count the non-space characters, add one for trailing whitespace."""
+    collapsed = _RUN.sub("x", text)
+    return len("".join(collapsed.split())) + (1 if collapsed[-1:].isspace() else 0)
 
 
 def _noise(options: LocalServerOptions, prompt: JudgePrompt, slot: str) -> float:

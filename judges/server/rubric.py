@@ -97,19 +97,22 @@ def _world_phrases() -> dict[str, dict]:
 def features(text: str, lang: str) -> Features:
     lex = world_lexicon()
     low = text.lower()
+    holds = low.__contains__              # any(map(holds, phrases)): a phrase test in C, no generator
     conds = tuple(lex.find_conditions(text))
     phrases = _world_phrases().get(lang, {"advice": {}, "flags": []})
     advice_phrases = [p for k in conds for p in phrases["advice"].get(k, ())]
-    sentences = [s.lower() for s in _SENTENCE.findall(text) if s.strip()]
-    cue_sentences = sum(1 for s in sentences if any(c in s for c in _ADVICE[lang]))
-    advice = max(cue_sentences, sum(1 for p in advice_phrases if p in low))
-    red_flag = any(c in low for c in _URGENT[lang]) or any(p in low for p in phrases["flags"])
+    # only cues the whole text holds can be in one of its sentences: test those alone
+    cues = list(filter(holds, _ADVICE[lang]))
+    sentences = [s.lower() for s in _SENTENCE.findall(text) if s.strip()] if cues else []
+    cue_sentences = sum(1 for s in sentences if any(map(s.__contains__, cues)))
+    advice = max(cue_sentences, sum(map(holds, advice_phrases)))
+    red_flag = any(map(holds, _URGENT[lang])) or any(map(holds, phrases["flags"]))
     questions = tuple(q.strip() for q in _CLAUSE.findall(text)
                       if q.rstrip().endswith(("？", "?")) and len(q.strip()) > 1)
     return Features(
         conditions=conds, departments=tuple(lex.find_departments(text)), questions=questions,
         advice_items=advice, red_flag=red_flag,
-        hedged=any(h in low for h in _HEDGE[lang]), length=text_length(text, lang))
+        hedged=any(map(holds, _HEDGE[lang])), length=text_length(text, lang))
 
 
 def content_terms(text: str, lang: str) -> set[str]:
