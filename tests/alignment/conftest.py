@@ -8,6 +8,9 @@ Everything is built once per test session in a temporary directory, offline, on 
 * ``tiny_sft_model_dir``: the same model after a few dozen SFT steps (assistant-only loss).
 * ``tiny_reward_model_dir``: ``Qwen2ForSequenceClassification`` (num_labels=1, pad_token_id set)
   whose backbone is the SFT model; its score head is untrained.
+* ``tiny_trained_reward_model_dir``: a reward model trained (30 steps, reward_model stage) on
+  ``tiny_pairs_dir``: doctor-style answers score about +3, vague / distilled ones about -3.
+  ``reward_stats.json`` (mean, std, held-out settings) sits beside it, as the stage writes it.
 * ``tiny_data_dir``: a directory shaped like the data stage's output (CONTRACTS.md columns):
   ``sft/``, ``prompts/``, ``preferences/``, ``ranked/``, ``pretrain/`` with train/validation/test.
 * ``tiny_pairs_dir``: a directory shaped like the judge stage's output (``pairs.parquet``) where
@@ -259,3 +262,17 @@ def tiny_pairs_dir(tmp_path_factory, tiny_conversations) -> Path:
                          "rejected_score": scores[1], "margin": scores[0] - scores[1]})
     pd.DataFrame(rows).to_parquet(base / "pairs.parquet", index=False)
     return base
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_reward_model_dir(tmp_path_factory, tiny_pairs_dir, tiny_sft_model_dir) -> Path:
+    from alignment.stages import reward_model
+    from medalign.stage import StageContext
+
+    out = tmp_path_factory.mktemp("tiny_trained_rm")
+    cfg = reward_model.Config(optim={"learning_rate": 1e-3, "max_steps": 30, "per_device_batch_size": 8,
+                                     "lr_scheduler": "constant", "warmup_ratio": 0.0},
+                              heldout_fraction=0.2, max_length=256, stats_samples=64)
+    reward_model.run(cfg, {"pairs": str(tiny_pairs_dir), "backbone": str(tiny_sft_model_dir)}, out,
+                     StageContext(seed=0, progress=False))
+    return out / "model"

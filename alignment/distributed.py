@@ -1,0 +1,164 @@
+"""Run a trl stage on several processes (torchrun, gloo on CPU / NCCL on GPU) or under DeepSpeed.
+
+Three ways a stage ends up distributed:
+
+1. ``medalign train sft --nproc 2 --deepspeed zero2 ...`` or a stage config with
+   ``distributed: {nproc: 2, deepspeed: zero2}``: :func:`maybe_launch` spawns
+   ``torchrun --nproc_per_node 2 -m alignment.distributed ...``; every rank runs the same stage
+   function (this module's ``__main__``), rank 0 writes the outputs and its metrics, and the
+   parent returns those metrics as if the stage had run in-process.
+2. The job runner's Ray Train group (``resources.num_workers > 1``) starts the ranks itself; the
+   environment then already says ``WORLD_SIZE > 1`` and nothing is spawned.
+3. Single process: everything here is a no-op.
+
+DeepSpeed configs live in ``alignment/deepspeed/`` (``zero2.json``, ``zero3.json``; "auto" values
+are filled from the trainer arguments). They name no optimizer, so the trainer's torch AdamW is
+used and nothing needs compiling: that is what lets ZeRO run on a CPU (``DS_BUILD_OPS=0``,
+``DS_ACCELERATOR=cpu``, ``use_cpu=True``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from medalign.config import StrictModel
+
+DEEPSPEED_DIR = Path(__file__).resolve().parent / "deepspeed"
+_CHILD_FLAG = "MEDALIGN_DISTRIBUTED_CHILD"
+
+
+class DistributedSpec(StrictModel):
+    """How many processes train, and whether DeepSpeed ZeRO shards them."""
+
+    nproc: int = Field(1, ge=1)              # processes on this machine (torchrun); 1 = in-process
+    deepspeed: Literal["none", "zero2", "zero3"] | str = "none"  # a ZeRO preset or a DeepSpeed JSON path
+    timeout_s: int = Field(3600, ge=10)      # the spawned torchrun is killed after this long
+
+
+def rank() -> int:
+    """This process's global rank (0 outside a distributed run)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """True on the rank that writes outputs (rank 0, or the only process)."""
+    return rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op without an initialised process group)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def deepspeed_config_path(spec: DistributedSpec) -> str | None:
+    """The DeepSpeed JSON for ``spec.deepspeed`` (None when DeepSpeed is off)."""
+    if spec.deepspeed == "none":
+        return None
+    if spec.deepspeed in ("zero2", "zero3"):
+        return str(DEEPSPEED_DIR / f"{spec.deepspeed}.json")
+    path = Path(spec.deepspeed)
+    if not path.is_file():
+        raise FileNotFoundError(f"distributed.deepspeed: {path} is not a file (use zero2, zero3 or a JSON path)")
+    return str(path)
+
+
+def trainer_kwargs(spec: DistributedSpec, device: str) -> dict:
+    """Keyword arguments for a trl/transformers config: CPU or not, DeepSpeed JSON, DDP settings."""
+    kwargs = {"use_cpu": device == "cpu", "deepspeed": deepspeed_config_path(spec)}
+    if world_size() > 1:
+        kwargs["ddp_backend"] = "gloo" if device == "cpu" else "nccl"
+        kwargs["ddp_find_unused_parameters"] = False
+    return kwargs
+
+
+def _needs_launch(spec: DistributedSpec) -> bool:
+    if os.environ.get(_CHILD_FLAG) or world_size() > 1:
+        return False
+    return spec.nproc > 1 or spec.deepspeed != "none"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def maybe_launch(stage: str, cfg, inputs: dict[str, str], out: Path, ctx) -> dict | None:
+    """Spawn torchrun for ``stage`` when ``cfg.distributed`` asks for it; return rank 0's metrics.
+
+    Returns None when the stage should just run in this process.
+    """
+    spec: DistributedSpec = cfg.distributed
+    if not _needs_launch(spec):
+        return None
+    launch_dir = Path(out) / "logs" / "launch"
+    launch_dir.mkdir(parents=True, exist_ok=True)
+    (launch_dir / "config.json").write_text(cfg.model_dump_json(), encoding="utf-8")
+    (launch_dir / "inputs.json").write_text(json.dumps(inputs), encoding="utf-8")
+    metrics_path = launch_dir / "metrics.json"
+    metrics_path.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={spec.nproc}",
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
+           "-m", "alignment.distributed", "--stage", stage, "--dir", str(launch_dir), "--out", str(out),
+           "--seed", str(ctx.seed), "--device", ctx.device, "--job", ctx.job]
+    env = {**os.environ, _CHILD_FLAG: "1", "DS_BUILD_OPS": "0", "OMP_NUM_THREADS": "1"}
+    if ctx.device == "cpu":
+        env["DS_ACCELERATOR"] = "cpu"
+    ctx.logger.info("launching %s on %d processes (deepspeed: %s): %s", stage, spec.nproc, spec.deepspeed,
+                    " ".join(cmd))
+    log_path = launch_dir / "torchrun.log"
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        proc = subprocess.run(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, timeout=spec.timeout_s)
+    if proc.returncode != 0 or not metrics_path.is_file():
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+        raise RuntimeError(f"distributed {stage} failed (exit {proc.returncode}); log {log_path}:\n{tail}")
+    return json.loads(metrics_path.read_text(encoding="utf-8"))
+
+
+def _child_main(argv: list[str] | None = None) -> int:
+    """Entry point of each torchrun rank: run the stage, rank 0 writes its metrics."""
+    import logging
+
+    from medalign.stage import StageContext
+
+    from alignment.stages import STAGES
+
+    p = argparse.ArgumentParser(description="one rank of a distributed medalign stage (spawned by torchrun)")
+    p.add_argument("--stage", required=True)
+    p.add_argument("--dir", required=True, help="launch directory with config.json and inputs.json")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--job", default="adhoc")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"[rank {rank()}] %(levelname)s %(name)s: %(message)s")
+    module = STAGES[a.stage]()
+    launch = Path(a.dir)
+    cfg = module.Config.model_validate_json((launch / "config.json").read_text(encoding="utf-8"))
+    inputs = json.loads((launch / "inputs.json").read_text(encoding="utf-8"))
+    ctx = StageContext(job=a.job, stage=a.stage, seed=a.seed, device=a.device, progress=rank() == 0)
+    metrics = module.run(cfg, inputs, Path(a.out), ctx)
+    if is_main_process():
+        metrics = {**metrics, "world_size": world_size()}
+        (launch / "metrics.json").write_text(json.dumps(metrics, default=float), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())

@@ -1,0 +1,50 @@
+"""Bootstrap confidence intervals and pairwise win rates.
+
+Win rate of A over B from per-prompt outcomes (1 = A better, 0.5 = tie, 0 = B better); the 95%
+interval resamples PROMPTS with replacement (percentile bootstrap), so it says how much the
+figure would move with another draw of prompts of the same kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+
+def pairwise_outcome(score_a: float, score_b: float, tie_tolerance: float = 0.0) -> float:
+    """1.0 if a wins, 0.0 if b wins, 0.5 if the scores differ by at most ``tie_tolerance``."""
+    if abs(score_a - score_b) <= tie_tolerance:
+        return 0.5
+    return 1.0 if score_a > score_b else 0.0
+
+
+def bootstrap_ci(values: Sequence[float], statistic: Callable = None, n_resamples: int = 2000,
+                 confidence: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of ``statistic`` (default: mean) over ``values``.
+
+    None when there are no values. Deterministic for a given seed.
+    """
+    import numpy as np
+
+    if len(values) == 0:
+        return None
+    data = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(data), size=(n_resamples, len(data)))
+    if statistic is None:
+        stats = data[idx].mean(axis=1)
+    else:
+        stats = np.array([statistic(data[row]) for row in idx])
+    alpha = (1.0 - confidence) / 2
+    lo, hi = np.quantile(stats, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def win_rate(outcomes: Sequence[float], n_resamples: int = 2000, confidence: float = 0.95,
+             seed: int = 0) -> dict:
+    """``{"win_rate", "ci_low", "ci_high", "n", "wins", "ties", "losses"}`` of per-prompt outcomes."""
+    n = len(outcomes)
+    ci = bootstrap_ci(outcomes, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    return {"win_rate": sum(outcomes) / n if n else None,
+            "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None, "n": n,
+            "wins": sum(1 for o in outcomes if o == 1.0), "ties": sum(1 for o in outcomes if o == 0.5),
+            "losses": sum(1 for o in outcomes if o == 0.0), "confidence": confidence}

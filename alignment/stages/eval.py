@@ -1,0 +1,155 @@
+"""Stage ``eval``: the policy against a baseline on held-out prompts.
+
+Inputs: ``data`` (``prompts/<split>.parquet``), ``policy``, ``baseline``, and optionally
+``reward_model`` and ``pairs`` (skipped, and said so in ``eval.json``, when absent).
+
+1. One response per prompt from each model (same decoding, same seed).
+2. The judge compares them in both orders (``judges.api.judge_pairs``); a pair counts only when
+   its status is ``ok``. Outcome per prompt: 1 policy better, 0.5 tie, 0 baseline better. The win
+   rate comes with a 95% bootstrap interval over prompts; non-ok pairs are counted by status and
+   never scored.
+3. BLEU-1..4 / GLEU / ROUGE-1/2/L / Distinct-1/2 of both against the prompts' ``reference``.
+4. Mean reward-model score of both, and the RM's pairwise accuracy on the held-out split of
+   ``pairs`` (the split the reward_model stage held out, read from its ``reward_stats.json``).
+
+Outputs: ``eval.json``, ``generations.parquet``, ``transcripts.jsonl`` (from the judge).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field
+
+from alignment.generation import SamplingSpec
+from alignment.models import DType
+from alignment.stages.inputs import Quarantine, load_prompt_split
+from judges.config import JudgeConfig
+from medalign.config import StrictModel
+from medalign.stage import StageContext
+
+NAME = "eval"
+
+
+class EvalStageConfig(StrictModel):
+    """What to evaluate on and how."""
+
+    split: str = "test"                                   # prompts/<split>.parquet
+    max_prompts: int | None = Field(None, ge=1)           # first N prompts (None: all)
+    sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(temperature=0.7, top_p=0.9))  # both models
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)  # judge endpoint/template (local rubric by default)
+    tie_tolerance: float = Field(0.0, ge=0)               # |score gap| <= this is a tie
+    n_bootstrap: int = Field(2000, ge=100)                # bootstrap resamples for the intervals
+    reward_batch_size: int = Field(32, ge=1)              # batch size when scoring with the RM
+    reward_max_length: int = Field(1024, ge=16)           # RM input tokens (longer keep their end)
+    dtype: DType = "auto"                                 # generation / scoring dtype
+    seed: int | None = None                               # None: the job seed
+
+
+Config = EvalStageConfig
+
+
+def _generate(ref: str, role: str, prompts: list[dict], cfg: EvalStageConfig, seed: int, ctx) -> list[str]:
+    from alignment.stages.sample import generate_from_checkpoint
+
+    return [g[0].text for g in generate_from_checkpoint(ref, role, prompts, cfg.sampling, 1, seed, cfg.dtype, ctx)]
+
+
+def judge_policy_vs_baseline(prompts: list[dict], policy: list[str], baseline: list[str], cfg: EvalStageConfig,
+                             out: Path, ctx) -> tuple[dict, list]:
+    """Win rate of the policy (tie = 0.5, bootstrap CI over prompts) and status counts."""
+    from judges.api import PairItem, judge_pairs
+
+    from alignment.metrics import pairwise_outcome, win_rate
+
+    items = [PairItem(prompt_id=p["prompt_id"], history=p["messages"][:-1], question=p["messages"][-1]["content"],
+                      reference=p.get("reference"), a_id=f"{p['prompt_id']}#policy", a_text=a,
+                      b_id=f"{p['prompt_id']}#baseline", b_text=b, language=p.get("language"))
+             for p, a, b in zip(prompts, policy, baseline)]
+    results = judge_pairs(items, cfg.judge, store_dir=out, progress=ctx.progress)
+    status: dict[str, int] = {}
+    for r in results:
+        status[r.status] = status.get(r.status, 0) + 1
+    ok = [r for r in results if r.status == "ok"]
+    outcomes = [pairwise_outcome(r.score_a, r.score_b, cfg.tie_tolerance) for r in ok]
+    summary = win_rate(outcomes, n_resamples=cfg.n_bootstrap, seed=ctx.seed)
+    consistent = [r.consistent for r in ok if r.consistent is not None]
+    summary.update(status_counts=status, excluded=len(results) - len(ok),
+                   consistency=sum(consistent) / len(consistent) if consistent else None,
+                   mean_score_policy=sum(r.score_a for r in ok) / len(ok) if ok else None,
+                   mean_score_baseline=sum(r.score_b for r in ok) / len(ok) if ok else None)
+    return summary, results
+
+
+def _reward_figures(inputs: dict, prompts: list[dict], policy: list[str], baseline: list[str],
+                    cfg: EvalStageConfig, ctx) -> dict:
+    """Mean RM score of both, and the RM's held-out accuracy on ``pairs`` (None + reason if unavailable)."""
+    from alignment.models import load_reward_model, load_tokenizer
+    from alignment.reward_scoring import score_responses
+    from alignment.stages.reward_model import heldout_metrics, load_preference_data
+
+    if not inputs.get("reward_model"):
+        return {"reward_model": None, "reason": "no reward_model input"}
+    tok = load_tokenizer(inputs["reward_model"], "reward_model")
+    rm = load_reward_model(inputs["reward_model"], device=ctx.device, dtype=cfg.dtype)
+    msgs = [p["messages"] for p in prompts]
+    figures = {}
+    for name, texts in (("policy", policy), ("baseline", baseline)):
+        scores = score_responses(rm, tok, msgs, texts, cfg.reward_batch_size, cfg.reward_max_length, ctx.progress)
+        figures[f"mean_reward_{name}"] = sum(scores) / len(scores)
+        figures[f"_scores_{name}"] = scores
+    if not inputs.get("pairs"):
+        return {**figures, "heldout": None, "heldout_reason": "no pairs input"}
+    stats_file = Path(inputs["reward_model"]).parent / "reward_stats.json"
+    settings = json.loads(stats_file.read_text())["settings"] if stats_file.is_file() else {}
+    data = load_preference_data(inputs["pairs"], settings.get("source", "auto"), settings.get("heldout_fraction", 0.1),
+                                settings.get("heldout_split", "validation"), Quarantine())
+    held = heldout_metrics(rm, tok, data["heldout_pairs"], cfg.reward_batch_size, cfg.reward_max_length, ctx.progress)
+    return {**figures, "heldout": {**held, "source": data["source"], "split_from": str(stats_file) if settings else
+                                   "defaults (no reward_stats.json beside the reward model)"}}
+
+
+def run(cfg: EvalStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
+    import pandas as pd
+
+    from alignment.distributed import is_main_process
+    from alignment.metrics import reference_metrics
+
+    if not is_main_process():
+        return {}
+    out = Path(out)
+    quarantine = Quarantine()
+    prompts = load_prompt_split(inputs["data"], cfg.split, quarantine, cfg.max_prompts, NAME)
+    seed = ctx.seed if cfg.seed is None else cfg.seed
+    policy = _generate(inputs["policy"], "policy", prompts, cfg, seed, ctx)
+    baseline = _generate(inputs["baseline"], "baseline", prompts, cfg, seed, ctx)
+    judged, results = judge_policy_vs_baseline(prompts, policy, baseline, cfg, out, ctx)
+    with_ref = [i for i, p in enumerate(prompts) if p.get("reference")]
+    refs = [prompts[i]["reference"] for i in with_ref]
+    overlap = {name: reference_metrics([texts[i] for i in with_ref], refs)
+               for name, texts in (("policy", policy), ("baseline", baseline))}
+    reward = _reward_figures(inputs, prompts, policy, baseline, cfg, ctx)
+    scores = {k: reward.pop(f"_scores_{k}", [None] * len(prompts)) for k in ("policy", "baseline")}
+    pd.DataFrame([{"prompt_id": p["prompt_id"], "messages": p["messages"], "reference": p.get("reference"),
+                   "language": p.get("language"), "policy_response": a, "baseline_response": b,
+                   # a non-ok pair may carry the scores of its ok order: never report them as scores
+                   "judge_status": r.status, "judge_score_policy": r.score_a if r.status == "ok" else None,
+                   "judge_score_baseline": r.score_b if r.status == "ok" else None,
+                   "rm_policy": sp, "rm_baseline": sb}
+                  for p, a, b, r, sp, sb in zip(prompts, policy, baseline, results, scores["policy"],
+                                                 scores["baseline"])]).to_parquet(out / "generations.parquet",
+                                                                                  index=False)
+    report = {"prompts": len(prompts), "prompts_with_reference": len(with_ref), "judge": judged,
+              "reference_metrics": overlap, "reward_model": reward, "quarantined": len(quarantine),
+              "policy": inputs["policy"], "baseline": inputs["baseline"], "judge_name": cfg.judge.name}
+    (out / "eval.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=float), encoding="utf-8")
+    quarantine.write(out)
+    held = (reward.get("heldout") or {})
+    return {"win_rate": judged["win_rate"], "win_rate_ci": [judged["ci_low"], judged["ci_high"]],
+            "judged_ok": judged["n"], "judge_excluded": judged["excluded"], "judge_status": judged["status_counts"],
+            "rm_heldout_accuracy": held.get("heldout_accuracy"),
+            "mean_reward_policy": reward.get("mean_reward_policy"),
+            "mean_reward_baseline": reward.get("mean_reward_baseline"),
+            "rouge_l_policy": overlap["policy"]["rouge_l"], "rouge_l_baseline": overlap["baseline"]["rouge_l"],
+            "bleu_4_policy": overlap["policy"]["bleu_4"], "bleu_4_baseline": overlap["baseline"]["bleu_4"]}

@@ -1,0 +1,223 @@
+"""Stage ``reward_model``: a scalar reward model on judged pairs or ranked tuples.
+
+Inputs: ``pairs`` and ``backbone`` (the SFT checkpoint; its LM head is replaced by a 1-label score
+head). ``pairs`` is either the judge stage's directory (``pairs.parquet``, margins = judge score
+gaps; ``ranked.parquet`` for the listwise loss) or the data stage's directory (``preferences/``
+pairs and ``ranked/`` tuples, which become every ADJACENT pair of their ranking, ChiMed-GPT's
+recipe).
+
+Losses: ``pairwise`` is trl's RewardTrainer (Bradley-Terry, -log sigmoid(r_c - r_r - m) with
+m = margin_scale x judge score gap); ``listwise`` is Plackett-Luce on whole rankings
+(:mod:`alignment.stages.reward_listwise`).
+
+Held-out pairs: for judge pairs, every pair of a prompt whose id hashes below ``heldout_fraction``
+(so no prompt is in both sets); for data-stage inputs, the ``heldout_split`` files. Outputs:
+``out/model`` and ``out/reward_stats.json`` (``mean`` and ``std`` of the reward over training
+responses, for PPO's normalisation, plus the held-out accuracy and how the split was made, which
+the eval stage reuses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from alignment.distributed import DistributedSpec, is_main_process, maybe_launch
+from alignment.scope import TrainableScope
+from alignment.stages.inputs import Quarantine, read_pairs, read_ranked
+from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses
+from medalign.config import StrictModel
+from medalign.stage import StageContext
+
+NAME = "reward_model"
+
+
+class RewardModelStageConfig(StrictModel):
+    """Reward model training. Optimiser defaults follow ChiMed-GPT's RM."""
+
+    source: Literal["auto", "pairs", "preferences", "ranked", "both"] = "auto"  # auto: pairs.parquet if present, else preferences/ + ranked/
+    loss: Literal["pairwise", "listwise"] = "pairwise"   # Bradley-Terry (trl) or Plackett-Luce on rankings
+    margin_scale: float = Field(0.1, ge=0)               # margin = scale x judge score gap (0: plain Bradley-Terry)
+    heldout_fraction: float = Field(0.1, ge=0, lt=1)     # judge pairs: share of prompt ids held out
+    heldout_split: str = "validation"                    # data-stage inputs: the held-out split
+    optim: OptimSpec = Field(default_factory=lambda: OptimSpec(
+        learning_rate=5e-6, epochs=2, per_device_batch_size=8, lr_scheduler="cosine_with_min_lr",
+        min_lr_ratio=0.1, warmup_ratio=0.03))           # ChiMed-GPT: 2 epochs, batch 8, cosine 5e-6 -> 10%, 3% warm-up
+    scope: TrainableScope = Field(default_factory=TrainableScope)  # full / lora / last_n_layers
+    max_length: int = Field(1024, ge=16)                 # pairs with a longer side are dropped (counted)
+    stats_samples: int = Field(1024, ge=2)               # training responses scored for the reward mean/std
+    score_batch_size: int = Field(32, ge=1)              # batch size when scoring held-out pairs
+    seed: int | None = None                              # None: the job seed
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed (pairwise)
+
+
+Config = RewardModelStageConfig
+
+
+def is_heldout(prompt_id: str, fraction: float) -> bool:
+    """Deterministic split by prompt id (sha256), the same on every machine and run."""
+    h = int(hashlib.sha256(str(prompt_id).encode("utf-8")).hexdigest()[:8], 16)
+    return h / 2**32 < fraction
+
+
+def ranked_to_adjacent_pairs(row: dict) -> list[dict]:
+    """Every (better, next-worse) pair of a ranking; ties are not pairs. Margin = rank gap (1).
+
+    ranks [0, 1, 1, 2] -> (0 > 1a), (0 > 1b), (1a > 2), (1b > 2).
+    """
+    levels = sorted(set(row["ranks"]))
+    pairs = []
+    for better, worse in zip(levels, levels[1:]):
+        for i, ri in enumerate(row["ranks"]):
+            for j, rj in enumerate(row["ranks"]):
+                if ri == better and rj == worse:
+                    pairs.append({"prompt_id": row["prompt_id"], "messages": row["messages"],
+                                  "chosen": row["responses"][i], "rejected": row["responses"][j], "margin": None})
+    return pairs
+
+
+def resolve_source(source: str, base: Path) -> str:
+    """``source`` itself, or for ``auto``: ``pairs`` when ``base/pairs.parquet`` exists, else the
+    data stage's ``preferences`` / ``ranked`` train splits that exist (``both`` when both do)."""
+    if source != "auto":
+        return source
+    if (base / "pairs.parquet").is_file():
+        return "pairs"
+    have = [k for k in ("preferences", "ranked") if (base / k / "train.parquet").is_file()]
+    if not have:
+        raise FileNotFoundError(f"reward_model: input 'pairs' ({base}) has neither pairs.parquet (judge stage) "
+                                "nor preferences/ or ranked/ train splits (data stage)")
+    return "both" if len(have) == 2 else have[0]
+
+
+def load_preference_data(pairs_dir: str | Path, source: str, heldout_fraction: float, heldout_split: str,
+                         quarantine: Quarantine) -> dict:
+    """``{"source", "train_pairs", "heldout_pairs", "train_tuples", "heldout_tuples"}``.
+
+    ``source`` is ``auto`` (see :func:`resolve_source`), ``pairs``, ``preferences``, ``ranked`` or
+    ``both``. The eval stage calls this with the settings recorded in ``reward_stats.json`` to
+    score the same held-out pairs.
+    """
+    base = Path(pairs_dir)
+    source = resolve_source(source, base)
+    data = {"source": source, "train_pairs": [], "heldout_pairs": [], "train_tuples": [], "heldout_tuples": []}
+    if source == "pairs":
+        for p in read_pairs(base / "pairs.parquet", quarantine):
+            data["heldout_pairs" if is_heldout(p["prompt_id"], heldout_fraction) else "train_pairs"].append(p)
+        ranked = base / "ranked.parquet"
+        if ranked.is_file():
+            for t in read_ranked(ranked, quarantine):
+                data["heldout_tuples" if is_heldout(t["prompt_id"], heldout_fraction) else "train_tuples"].append(t)
+        return data
+    for split, key in (("train", "train"), (heldout_split, "heldout")):
+        if source in ("preferences", "both") and (base / "preferences" / f"{split}.parquet").is_file():
+            data[f"{key}_pairs"] += read_pairs(base / "preferences" / f"{split}.parquet", quarantine)
+        if source in ("ranked", "both") and (base / "ranked" / f"{split}.parquet").is_file():
+            tuples = read_ranked(base / "ranked" / f"{split}.parquet", quarantine)
+            data[f"{key}_tuples"] += tuples
+            data[f"{key}_pairs"] += [p for t in tuples for p in ranked_to_adjacent_pairs(t)]
+    return data
+
+
+def _train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageConfig, out: Path,
+                    ctx: StageContext, seed: int):
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    rows = [{"prompt": p["messages"], "chosen": [{"role": "assistant", "content": p["chosen"]}],
+             "rejected": [{"role": "assistant", "content": p["rejected"]}],
+             "margin": cfg.margin_scale * (p["margin"] or 0.0)} for p in pairs]
+    if cfg.margin_scale == 0:
+        rows = [{k: v for k, v in r.items() if k != "margin"} for r in rows]
+    args = RewardConfig(**common_trainer_kwargs(cfg.optim, out, ctx, cfg.distributed, seed),
+                        max_length=cfg.max_length, save_strategy="no", eval_strategy="no")
+    trainer = RewardTrainer(model=model, args=args, processing_class=tokenizer, train_dataset=Dataset.from_list(rows))
+    trainer.train()
+    first, last = logged_losses(trainer.state.log_history)
+    acc_first, acc_last = logged_losses(trainer.state.log_history, "accuracy")
+    return trainer, {"train_loss_start": first, "train_loss_end": last, "train_accuracy_end": acc_last,
+                     "train_accuracy_start": acc_first, "steps": trainer.state.global_step,
+                     "train_pairs_used": len(trainer.train_dataset)}
+
+
+def run(cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
+    from alignment.models import load_tokenizer, sequence_classifier_from_lm
+    from alignment.scope import apply_trainable_scope
+    from alignment.stages.reward_listwise import train_listwise
+    from alignment.stages.sft import save_trained_model
+
+    out = Path(out)
+    if cfg.loss == "pairwise":
+        launched = maybe_launch(NAME, cfg, inputs, out, ctx)
+        if launched is not None:
+            return launched
+    quarantine = Quarantine()
+    data = load_preference_data(inputs["pairs"], cfg.source, cfg.heldout_fraction, cfg.heldout_split, quarantine)
+    source = data["source"]
+    seed = ctx.seed if cfg.seed is None else cfg.seed
+    tokenizer = load_tokenizer(inputs["backbone"], "backbone")
+    import transformers
+
+    transformers.set_seed(seed)  # the new score head's initialisation
+    model = sequence_classifier_from_lm(inputs["backbone"], tokenizer, dtype="float32")
+    model = apply_trainable_scope(model, cfg.scope)
+    if cfg.loss == "pairwise":
+        if not data["train_pairs"]:
+            raise ValueError(f"reward_model: no training pairs from {inputs['pairs']} (source {source})")
+        trainer, metrics = _train_pairwise(model, tokenizer, data["train_pairs"], cfg, out, ctx, seed)
+        save_trained_model(trainer, tokenizer, out / "model")
+        model = trainer.model
+    else:
+        if not data["train_tuples"]:
+            raise ValueError(f"reward_model: loss=listwise needs ranked tuples; none in {inputs['pairs']} "
+                             f"(source {source})")
+        metrics = train_listwise(model, tokenizer, data["train_tuples"], cfg.optim, cfg.max_length, seed, ctx.progress)
+        model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        model.save_pretrained(out / "model")
+        tokenizer.save_pretrained(out / "model")
+    if not is_main_process():
+        return metrics
+    stats = _reward_stats(model, tokenizer, data, cfg, source, seed, ctx)
+    (out / "reward_stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
+    quarantine.write(out)
+    return {**metrics, **{k: v for k, v in stats.items() if k != "settings"}, "quarantined": len(quarantine),
+            "train_pairs": len(data["train_pairs"]), "train_tuples": len(data["train_tuples"])}
+
+
+def heldout_metrics(model, tokenizer, pairs: list[dict], batch_size: int, max_length: int,
+                    progress: bool = False) -> dict:
+    """Held-out pairwise accuracy, accuracy by judge-margin bucket, mean reward gap."""
+    from alignment.reward_scoring import accuracy_by_margin, pairwise_accuracy, score_responses
+
+    if not pairs:
+        return {"heldout_pairs": 0, "heldout_accuracy": None, "accuracy_by_margin": {}}
+    prompts = [p["messages"] for p in pairs]
+    chosen = score_responses(model, tokenizer, prompts, [p["chosen"] for p in pairs], batch_size, max_length, progress)
+    rejected = score_responses(model, tokenizer, prompts, [p["rejected"] for p in pairs], batch_size, max_length,
+                               progress)
+    return {"heldout_pairs": len(pairs), "heldout_accuracy": pairwise_accuracy(chosen, rejected),
+            "accuracy_by_margin": accuracy_by_margin(chosen, rejected, [p["margin"] for p in pairs]),
+            "heldout_reward_gap": sum(c - r for c, r in zip(chosen, rejected)) / len(pairs)}
+
+
+def _reward_stats(model, tokenizer, data: dict, cfg: RewardModelStageConfig, source: str, seed: int,
+                  ctx: StageContext) -> dict:
+    import random
+
+    from alignment.reward_scoring import mean_std, score_responses
+
+    responses = [(p["messages"], r) for p in data["train_pairs"] for r in (p["chosen"], p["rejected"])]
+    responses += [(t["messages"], r) for t in data["train_tuples"] for r in t["responses"]]
+    random.Random(seed).shuffle(responses)
+    responses = responses[: cfg.stats_samples]
+    scores = score_responses(model, tokenizer, [m for m, _ in responses], [r for _, r in responses],
+                             cfg.score_batch_size, cfg.max_length, ctx.progress)
+    mean, std = mean_std(scores)
+    held = heldout_metrics(model, tokenizer, data["heldout_pairs"], cfg.score_batch_size, cfg.max_length, ctx.progress)
+    return {"mean": mean, "std": std, "n": len(scores), **held,
+            "settings": {"source": source, "heldout_fraction": cfg.heldout_fraction,
+                         "heldout_split": cfg.heldout_split, "loss": cfg.loss}}

@@ -1,0 +1,82 @@
+"""Stage ``sample``: k responses per prompt from the policy, for the judge to compare.
+
+Inputs: ``data`` (reads ``prompts/<split>.parquet``) and ``policy`` (checkpoint). Output
+``out/samples.parquet`` with the CONTRACTS columns: ``prompt_id``, ``messages``, ``reference``,
+``language``, ``responses`` (k strings), ``response_ids`` (``"<prompt_id>#<i>"``), ``policy``.
+
+Sampling runs in one process (rank 0 when a data-parallel group runs the stage; the other ranks
+return at once): generation of a few hundred prompts is not worth sharding on a CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from alignment.distributed import is_main_process
+from alignment.generation import SamplingSpec, generate_responses
+from alignment.models import DType
+from alignment.stages.inputs import Quarantine, load_prompt_split
+from medalign.config import StrictModel
+from medalign.stage import StageContext
+
+NAME = "sample"
+
+
+class SampleStageConfig(StrictModel):
+    """Which prompts, how many samples each, and how to decode."""
+
+    split: str = "train"                                  # prompts/<split>.parquet
+    k: int = Field(4, ge=1)                               # responses per prompt (the judge pairs them)
+    sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(temperature=1.0, top_p=0.95))  # decoding
+    max_prompts: int | None = Field(None, ge=1)           # first N prompts only (None: all)
+    policy_label: str | None = None                       # value of the `policy` column (None: input path)
+    dtype: DType = "auto"                                 # model dtype (auto: bf16 on GPU, fp32 on CPU)
+    seed: int | None = None                               # None: the job seed
+
+
+Config = SampleStageConfig
+
+
+def generate_from_checkpoint(ref: str, role: str, prompts: list[dict], spec: SamplingSpec, k: int, seed: int,
+                             dtype: DType, ctx: StageContext) -> list[list]:
+    """Load the causal LM at ``ref`` and sample ``k`` :class:`Generation` per prompt row (in order)."""
+    from alignment.models import load_causal_lm, load_tokenizer
+
+    tokenizer = load_tokenizer(ref, role)
+    model = load_causal_lm(ref, role, device=ctx.device, dtype=dtype)
+    return generate_responses(model, tokenizer, [p["messages"] for p in prompts], spec, k=k, seed=seed,
+                              progress=ctx.progress, desc=f"sampling ({role})")
+
+
+def sample_rows(prompts: list[dict], outs: list[list], label: str) -> list[dict]:
+    """samples.parquet rows for ``prompts`` (rows of ``prompts/``) and their generations."""
+    rows = []
+    for prompt, gens in zip(prompts, outs):
+        rows.append({"prompt_id": prompt["prompt_id"], "messages": prompt["messages"],
+                     "reference": prompt.get("reference"), "language": prompt.get("language"),
+                     "responses": [g.text for g in gens],
+                     "response_ids": [f"{prompt['prompt_id']}#{i}" for i in range(len(gens))],
+                     "response_tokens": [g.n_tokens for g in gens],
+                     "policy": label})
+    return rows
+
+
+def run(cfg: SampleStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
+    import pandas as pd
+
+    if not is_main_process():
+        return {}
+    out = Path(out)
+    quarantine = Quarantine()
+    prompts = load_prompt_split(inputs["data"], cfg.split, quarantine, cfg.max_prompts, NAME)
+    seed = ctx.seed if cfg.seed is None else cfg.seed
+    outs = generate_from_checkpoint(inputs["policy"], "policy", prompts, cfg.sampling, cfg.k, seed, cfg.dtype, ctx)
+    rows = sample_rows(prompts, outs, cfg.policy_label or str(inputs["policy"]))
+    pd.DataFrame(rows).to_parquet(out / "samples.parquet", index=False)
+    quarantine.write(out)
+    lengths = [n for r in rows for n in r["response_tokens"]]
+    empty = sum(1 for r in rows for t in r["responses"] if not t.strip())
+    return {"prompts": len(rows), "samples": len(lengths), "mean_response_tokens": sum(lengths) / len(lengths),
+            "empty_responses": empty, "quarantined": len(quarantine)}

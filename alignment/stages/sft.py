@@ -1,0 +1,159 @@
+"""Stage ``sft``: supervised fine-tuning on conversations (trl SFTTrainer), assistant-only loss.
+
+Inputs: ``data`` (reads ``sft/<train_split>.parquet`` and ``sft/<eval_split>.parquet``) and
+``model`` (checkpoint). Output: ``out/model`` (the best checkpoint by validation loss, or the
+last), ``out/quarantine.jsonl`` for refused rows. A killed run resumes from ``out/checkpoints``.
+
+Loss normalisation (what trl does, and what our invariance test checks): the loss of an optimizer
+step is sum(token NLL over assistant tokens) / (number of assistant tokens in ALL the micro-batches
+of that step, across processes). So one batch of 8 and 8 accumulated batches of 1 give the same
+gradient; a mean of per-micro-batch means would not.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from alignment.distributed import DistributedSpec, is_main_process, maybe_launch
+from alignment.scope import TrainableScope
+from alignment.stages.inputs import Quarantine, read_conversations, split_file
+from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses, perplexity
+from medalign.config import StrictModel
+from medalign.stage import StageContext
+
+NAME = "sft"
+
+
+class SFTStageConfig(StrictModel):
+    """SFT on the data stage's ``sft/`` conversations. Defaults follow HuatuoGPT's SFT."""
+
+    optim: OptimSpec = Field(default_factory=lambda: OptimSpec(
+        learning_rate=2e-5, epochs=3, per_device_batch_size=8, weight_decay=0.0))  # HuatuoGPT: lr 2e-5, 3 epochs, batch 128
+    scope: TrainableScope = Field(default_factory=TrainableScope)  # full / lora / last_n_layers
+    max_length: int = Field(1024, ge=16)            # tokens per example, longer ones are cut (HuatuoGPT: 2048)
+    packing: bool = False                           # pack short examples into max_length rows (ChiMed-GPT did)
+    assistant_only_loss: bool = True                # learn only the assistant turns (+ their end-of-turn)
+    keep: Literal["best", "last"] = "best"          # best: lowest validation loss (HuatuoGPT); last: final step
+    eval_every_steps: int | None = Field(None, ge=1)  # evaluate every N steps (None: once per epoch)
+    train_split: str = "train"                      # sft/<split>.parquet to train on
+    eval_split: str | None = "validation"           # sft/<split>.parquet for validation (None: no validation)
+    max_train_examples: int | None = Field(None, ge=1)  # cap on training conversations (None: all)
+    max_eval_examples: int | None = Field(512, ge=1)    # cap on validation conversations
+    seed: int | None = None                         # None: the job seed
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed
+
+
+Config = SFTStageConfig
+
+
+def run(cfg: SFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
+    out = Path(out)
+    launched = maybe_launch(NAME, cfg, inputs, out, ctx)
+    if launched is not None:
+        return launched
+    quarantine = Quarantine()
+    train_rows = read_conversations(split_file(inputs["data"], "sft", cfg.train_split), quarantine,
+                                    cfg.max_train_examples)
+    eval_rows = []
+    if cfg.eval_split:
+        eval_rows = read_conversations(split_file(inputs["data"], "sft", cfg.eval_split), quarantine,
+                                       cfg.max_eval_examples)
+    if not train_rows:
+        raise ValueError(f"sft: no usable training conversations in {inputs['data']} "
+                         f"({len(quarantine)} quarantined: {quarantine.items[:3]})")
+    return train_sft(inputs["model"], train_rows, eval_rows, cfg, out, ctx, quarantine)
+
+
+def _sft_args(cfg: SFTStageConfig, out: Path, ctx: StageContext, has_eval: bool):
+    from trl import SFTConfig
+
+    every = getattr(cfg, "eval_every_steps", None)
+    strategy = "no" if not has_eval else ("steps" if every else "epoch")
+    best = has_eval and getattr(cfg, "keep", "last") == "best"
+    dist = getattr(cfg, "distributed", None) or DistributedSpec()
+    return SFTConfig(
+        **common_trainer_kwargs(cfg.optim, out, ctx, dist, ctx.seed if cfg.seed is None else cfg.seed),
+        max_length=cfg.max_length, packing=cfg.packing,
+        assistant_only_loss=getattr(cfg, "assistant_only_loss", False),  # pretrain: plain text, every token
+        eval_strategy=strategy, eval_steps=every,
+        save_strategy=strategy if has_eval else "epoch", save_steps=every,
+        load_best_model_at_end=best, metric_for_best_model="eval_loss" if best else None,
+        greater_is_better=False if best else None, save_total_limit=1,
+        # packing on CPU has no FlashAttention: trl's BFD packing passes position_ids whose resets
+        # transformers turns into a block-diagonal mask, so packed examples do not see each other
+        packing_strategy="bfd", dataset_num_proc=None,
+    )
+
+
+def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict], cfg, out: Path,
+              ctx: StageContext, quarantine: Quarantine | None = None) -> dict:
+    """Fine-tune ``model_ref`` on ``train_rows`` and save ``out/model``; return the metrics.
+
+    Rows are ``{"messages": [...]}`` (conversations) or ``{"text": ...}`` (language modelling).
+    ``cfg`` is an :class:`SFTStageConfig` or any config with its training fields ``optim``,
+    ``scope``, ``max_length``, ``packing``, ``seed`` and optionally ``assistant_only_loss``,
+    ``keep``, ``eval_every_steps``, ``distributed`` (absent: off, "last", per epoch, one
+    process): the ``pretrain`` and ``rsft`` stages train through here too. Rows the caller
+    refused (``quarantine``) are written to ``out/quarantine.jsonl`` and counted in the metrics.
+    """
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from alignment.models import load_causal_lm, load_tokenizer
+    from alignment.scope import apply_trainable_scope
+
+    tokenizer = load_tokenizer(model_ref, "model")
+    model = apply_trainable_scope(load_causal_lm(model_ref, "model", dtype="float32").train(), cfg.scope)
+    args = _sft_args(cfg, out, ctx, bool(eval_rows))
+    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
+                         train_dataset=Dataset.from_list(train_rows),
+                         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None)
+    result = trainer.train(resume_from_checkpoint=_last_checkpoint(out / "checkpoints"))
+    first, last = logged_losses(trainer.state.log_history)
+    metrics = {"train_loss_start": first, "train_loss_end": last,
+               "steps": trainer.state.global_step, "train_examples": len(train_rows),
+               "eval_examples": len(eval_rows), "train_runtime_s": result.metrics.get("train_runtime"),
+               "trained_tokens": trainer.state.num_input_tokens_seen}
+    if metrics["trained_tokens"] and metrics["train_runtime_s"]:
+        metrics["tokens_per_s"] = metrics["trained_tokens"] / metrics["train_runtime_s"]
+    if eval_rows:
+        eval_loss = trainer.evaluate()["eval_loss"]
+        metrics.update(eval_loss=eval_loss, perplexity=perplexity(eval_loss),
+                       best_checkpoint=Path(trainer.state.best_model_checkpoint).name
+                       if trainer.state.best_model_checkpoint else None)
+    save_trained_model(trainer, tokenizer, out / "model")
+    quarantine = quarantine or Quarantine()
+    if is_main_process():
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        quarantine.write(out)
+    return {**metrics, "quarantined": len(quarantine)}
+
+
+def _last_checkpoint(ckpt_dir: Path) -> str | None:
+    """The checkpoint of a killed attempt of THIS stage directory, if any (resume from it)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+
+
+def save_trained_model(trainer, tokenizer, model_dir: Path) -> None:
+    """Save the trained model as a plain HF checkpoint (LoRA adapters merged) + tokenizer."""
+    from peft import PeftModel
+
+    model = trainer.model
+    # trl switches the KV cache off for training; a saved model should generate with it
+    (model.get_base_model() if isinstance(model, PeftModel) else model).config.use_cache = True
+    if isinstance(model, PeftModel):
+        if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
+            raise NotImplementedError("merging LoRA adapters under ZeRO-3 is not supported; use zero2")
+        if is_main_process():
+            model.merge_and_unload().save_pretrained(model_dir)
+            tokenizer.save_pretrained(model_dir)
+        return
+    trainer.save_model(str(model_dir))
+    if is_main_process():
+        tokenizer.save_pretrained(model_dir)
