@@ -14,36 +14,44 @@ from pathlib import Path
 
 from medalign.artifacts import write_json_atomic
 
-# headline name -> (stage kind, metric name in that stage's manifest)
+# headline name -> (stage kind, metric name in that stage's manifest[, index into a list metric])
 HEADLINE = {
     "sft_loss_start": ("sft", "train_loss_start"),
     "sft_loss_end": ("sft", "train_loss_end"),
     "sft_eval_loss": ("sft", "eval_loss"),
+    "judge_calls": ("judge", "calls"),
     "judge_ok_fraction": ("judge", "ok_fraction"),
     "judge_swap_consistency": ("judge", "swap_consistency"),
-    "rm_heldout_accuracy": ("reward_model", "eval_accuracy"),
+    "rm_heldout_accuracy": ("reward_model", "heldout_accuracy"),
+    "rm_heldout_pairs": ("reward_model", "heldout_pairs"),
     "ppo_reward_first": ("ppo", "reward_first"),
     "ppo_reward_last": ("ppo", "reward_last"),
+    "ppo_reward_window_steps": ("ppo", "reward_window_steps"),
     "ppo_kl_last": ("ppo", "kl_last"),
     "ppo_kl_mean": ("ppo", "kl_mean"),
+    "rsft_mean_score_start": ("rsft", "mean_score_start"),
+    "rsft_mean_score_end": ("rsft", "mean_score_end"),
+    "dpo_loss_end": ("dpo", "train_loss_end"),
     "win_rate_vs_baseline": ("eval", "win_rate"),
-    "win_rate_ci95_low": ("eval", "win_rate_ci_low"),
-    "win_rate_ci95_high": ("eval", "win_rate_ci_high"),
-    "eval_rm_accuracy": ("eval", "rm_accuracy"),
+    "win_rate_ci95_low": ("eval", "win_rate_ci", 0),
+    "win_rate_ci95_high": ("eval", "win_rate_ci", 1),
+    "eval_judged_prompts": ("eval", "judged_ok"),
+    "eval_rm_heldout_accuracy": ("eval", "rm_heldout_accuracy"),
 }
 
 # metrics shown in the terminal table, per stage kind (all metrics are in report.json)
 _TABLE_METRICS = {
-    "data": ("sft_rows", "prompt_rows", "quarantined"),
+    "data": ("sft_train", "prompts_train", "prompts_test", "quarantined"),
     "bootstrap": ("vocab_size", "parameters"),
+    "pretrain": ("train_loss_start", "train_loss_end"),
     "sft": ("train_loss_start", "train_loss_end", "eval_loss"),
-    "sample": ("prompts", "responses"),
+    "sample": ("prompts", "samples"),
     "judge": ("calls", "ok_fraction", "swap_consistency", "pairs"),
-    "reward_model": ("eval_accuracy",),
+    "reward_model": ("heldout_accuracy", "heldout_pairs"),
     "ppo": ("reward_first", "reward_last", "kl_last"),
-    "rsft": ("rm_score_first", "rm_score_last"),
-    "dpo": ("train_loss_end",),
-    "eval": ("win_rate", "win_rate_ci_low", "win_rate_ci_high", "rm_accuracy"),
+    "rsft": ("mean_score_start", "mean_score_end"),
+    "dpo": ("train_loss_start", "train_loss_end"),
+    "eval": ("win_rate", "win_rate_ci", "judged_ok", "rm_heldout_accuracy"),
 }
 
 
@@ -64,10 +72,11 @@ class StageOutcome:
 def headline(outcomes: dict[str, StageOutcome]) -> dict:
     """Pick the headline figures from the stages' metrics (last stage of a kind wins)."""
     out = {}
-    for label, (kind, metric) in HEADLINE.items():
+    for label, (kind, metric, *index) in HEADLINE.items():
         for o in outcomes.values():
-            if o.ok and o.kind == kind and metric in (o.manifest or {}).get("metrics", {}):
-                out[label] = o.manifest["metrics"][metric]
+            value = (o.manifest or {}).get("metrics", {}).get(metric) if o.ok and o.kind == kind else None
+            if value is not None:
+                out[label] = value[index[0]] if index else value
     return out
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from medalign.config import StrictModel
 
@@ -58,7 +58,18 @@ class StageEntry(StrictModel):
 
 
 class JobConfig(StrictModel):
-    """A pipeline: an ordered set of stages sharing a seed and a run directory."""
+    """A pipeline: an ordered set of stages sharing a seed and a run directory.
+
+    Top-level keys starting with ``x-`` are ignored: they hold YAML anchors shared by stages
+    (``x-judge: &judge {...}`` then ``judge: *judge``), as in docker-compose.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extension_keys(cls, data):
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not str(k).startswith("x-")}
+        return data
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="job name: runs go to <run_dir>/<name>/")
     description: str = Field("", description="what this job is for")

@@ -36,3 +36,4 @@ def real_data_dir() -> Path:
     if not SHARED_REAL.is_dir():
         pytest.skip(f"real-format samples not found at {SHARED_REAL}")
     return SHARED_REAL
+

@@ -111,3 +111,21 @@ def toy_job(tmp_path, toy_stages) -> Path:
             config: {{factor: 2}}
         """))
     return job
+
+
+@pytest.fixture(scope="session")
+def ray_local(toy_stages):
+    """One in-process Ray for the whole session (ray.init takes seconds): 2 CPUs, shut at the end.
+
+    Started after the toy package is on PYTHONPATH, so Ray workers can import it too.
+    """
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        env = {k: os.environ[k] for k in ("PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                          "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
+                                          "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")
+               if k in os.environ}
+        ray.init(num_cpus=2, include_dashboard=False, namespace="medalign-tests",
+                 log_to_driver=False, logging_level="ERROR", runtime_env={"env_vars": env})
+    yield ray
+    ray.shutdown()

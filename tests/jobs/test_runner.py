@@ -139,19 +139,14 @@ def test_unknown_input_and_bad_kind_name_file_and_line(toy_job, tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_runs_stages_as_tasks(toy_job):
-    ray = pytest.importorskip("ray")
-    try:
-        report = run_job(load_plan(toy_job), use_ray=True, progress=False, echo=lambda s: None)
-    finally:
-        ray.shutdown()
+def test_ray_runs_stages_as_tasks(toy_job, ray_local):
+    report = run_job(load_plan(toy_job), use_ray=True, progress=False, echo=lambda s: None)
     assert report["status"] == "ok"
     assert report["stages"]["dbl"]["metrics"]["value"] == 6
 
 
 @pytest.mark.slow
-def test_num_workers_runs_a_stage_data_parallel_on_ray_train(tmp_path, toy_stages):
-    ray = pytest.importorskip("ray")
+def test_num_workers_runs_a_stage_data_parallel_on_ray_train(tmp_path, toy_stages, ray_local):
     job = tmp_path / "dp.yaml"
     job.write_text(f"""\
 name: dp
@@ -162,10 +157,7 @@ stages:
     kind: toy_stages.allreduce
     resources: {{num_cpus: 2, num_workers: 2}}
 """)
-    try:
-        report = run_job(load_plan(job), use_ray=True, progress=False, echo=lambda s: None)
-    finally:
-        ray.shutdown()
+    report = run_job(load_plan(job), use_ray=True, progress=False, echo=lambda s: None)
     assert report["status"] == "ok", report
     assert report["stages"]["ar"]["metrics"] == {"sum": 3.0, "world_size": 2}
     assert (Path(report["stages"]["ar"]["dir"]) / "sum.txt").read_text() == "3.0"
