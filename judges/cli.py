@@ -50,7 +50,7 @@ def _register_judge(subparsers: argparse._SubParsersAction) -> None:
                                    "responses against the doctor's standard answer. Point any "
                                    "OpenAI client at http://127.0.0.1:PORT/v1 (any API key).")
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
-    p.add_argument("--model", default="medalign-rubric-v1", help="model id to answer to")
+    p.add_argument("--model", default="medalign-rubric-v2", help="model id to answer to")
     p.add_argument("--latency-ms", type=float, default=0.0, help="injected delay per request")
     p.add_argument("--faults", default="", help=f"comma-separated fault modes: {', '.join(FAULTS)}")
     p.add_argument("--fault-rate", type=float, default=0.0, help="probability of a fault per request")

@@ -66,7 +66,7 @@ class PriceConfig(StrictModel):
 class LocalServerOptions(StrictModel):
     """Behaviour of the local rubric server (``base_url: local`` or ``medalign judge serve``)."""
 
-    model: str = "medalign-rubric-v1"                    # model id the server answers to
+    model: str = "medalign-rubric-v2"                    # model id the server answers to
     latency_ms: float = Field(0.0, ge=0.0)               # injected delay per request
     faults: list[FaultMode] = Field(default_factory=list)  # fault modes to inject
     fault_rate: float = Field(0.0, ge=0.0, le=1.0)       # probability a request gets a fault
@@ -88,7 +88,7 @@ class JudgeConfig(StrictModel):
 
     name: str = "rubric"                                 # label in transcripts and reports
     base_url: str = "local"                              # "local" or an OpenAI-compatible URL
-    model: str = "medalign-rubric-v1"                    # model id sent to the endpoint
+    model: str = "medalign-rubric-v2"                    # model id sent to the endpoint
     api_key_env: str | None = None                       # env var holding the key (never logged)
     template: str = "huatuo_pairwise"                    # built-in template id or a YAML path
     decoding: DecodingConfig = Field(default_factory=DecodingConfig)

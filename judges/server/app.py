@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from judges.config import LocalServerOptions
 from judges.server.prompt_parse import PromptNotUnderstood, parse_prompt
 from judges.server.replies import compose, count_tokens, logprobs_content, tokens
+from judges.server.rubric import warm_up
 
 REFUSAL = "I'm sorry, but I can't help with rating answers to medical questions."
 
@@ -195,6 +196,7 @@ class JudgeApp:
 def build_app(options: LocalServerOptions) -> JudgeApp:
     """The ASGI app for ``options``."""
     logging.getLogger("uvicorn.error").addFilter(_drop_filter)   # idempotent: same object
+    warm_up()                                # the rubric's tables, before the first request
     return JudgeApp(options)
 
 

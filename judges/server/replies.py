@@ -63,7 +63,8 @@ def ratings(prompt: JudgePrompt, options: LocalServerOptions) -> dict[str, tuple
 
 def _explain(slot: str, r: Rating) -> str:
     return (f"Response {slot}: accuracy {r.accuracy:.2f}, doctor-likeness {r.doctor:.2f}, "
-            f"helpfulness {r.helpfulness:.2f}, conciseness {r.conciseness:.2f}.")
+            f"helpfulness {r.helpfulness:.2f}, conciseness {r.conciseness:.2f}, "
+            f"logical consistency {r.coherence.describe()}.")
 
 
 def compose(prompt: JudgePrompt, options: LocalServerOptions) -> tuple[str, dict[int, float]]:
@@ -85,7 +86,7 @@ def compose(prompt: JudgePrompt, options: LocalServerOptions) -> tuple[str, dict
         return head + f"Verdict: [[{letter}]]", {len(head) + len("Verdict: [["): diff}
     r, overall = rated["A"]
     crit = {"Correctness": 1 + 9 * r.accuracy, "Richness": 1 + 9 * r.helpfulness,
-            "Consistency": 1 + 9 * (0.5 * r.accuracy + 0.5 * r.conciseness),
+            "Consistency": 1 + 9 * r.coherence.score,
             "Diagnosis": 1 + 9 * (0.6 * r.accuracy + 0.4 * r.doctor), "Overall": overall}
     head = lines[0] + "\n"
     final = "; ".join(f"{k}: {round(v)}" for k, v in crit.items())

@@ -1,6 +1,6 @@
 """The local judge's "model": a deterministic, reference-based rubric rating a response 1-10.
 
-Four criteria, each in [0, 1], weighted into ``total = 1 + 9 * weighted sum``:
+Four criteria, each in [0, 1], weighted into a sum, gated by a fifth:
 
 * accuracy (0.45) against the standard answer: the condition(s) and department it names.
   Committing to the reference's diagnosis scores 1 (a little less when the wording hedges);
@@ -14,6 +14,12 @@ Four criteria, each in [0, 1], weighted into ``total = 1 + 9 * weighted sum``:
 * helpfulness (0.20): concrete advice (up to three items) and a red-flag warning.
 * conciseness (0.15): 1 inside a language-specific length band, falling off when far longer
   than needed or too short to be useful.
+* coherence, HuatuoGPT's "logical consistency" (:mod:`judges.server.coherence`): 1 for a
+  clean response, towards 0 for repeated clauses, broken list numbering, punctuation
+  artefacts, dangling sentences and advice for conditions nobody discusses.
+
+``total = 1 + 9 * coherence * weighted sum``: coherence multiplies the rest, so word salad
+stitched from advice-like phrases cannot score well on helpfulness or accuracy.
 
 Everything is a pure function of the texts, so the same request always gets the same rating.
 """
@@ -24,7 +30,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from judges.server.coherence import Coherence, coherence
 from judges.server.lexicon import Lexicon, world_conditions, world_lexicon
+from judges.server.topic_consistency import topic_index
 
 WEIGHTS = {"accuracy": 0.45, "doctor": 0.20, "helpfulness": 0.20, "conciseness": 0.15}
 # length band (zh: characters; en: words) inside which conciseness is 1
@@ -71,12 +79,13 @@ class Features:
 
 @dataclass(frozen=True)
 class Rating:
-    """One response's rating: criteria in [0, 1] and the 1-10 total."""
+    """One response's rating: criteria in [0, 1], the coherence behind the gate, the 1-10 total."""
 
     accuracy: float
     doctor: float
     helpfulness: float
     conciseness: float
+    coherence: Coherence
     total: float
 
 
@@ -209,6 +218,14 @@ def conciseness(length: int, lang: str) -> float:
     return 1.0
 
 
+def warm_up() -> None:
+    """Build the lexicon and the coherence phrase index now (~50 ms), not on the first call."""
+    world_lexicon()
+    _world_phrases()
+    for lang in ("zh", "en"):
+        topic_index(lang)
+
+
 def rate(response: str, reference: str | None, lang: str) -> Rating:
     """Rate one response against the standard answer (None: judged on its own merits)."""
     lex = world_lexicon()
@@ -218,6 +235,8 @@ def rate(response: str, reference: str | None, lang: str) -> Rating:
     doc = doctor_likeness(resp, ref, lang)
     helpf = helpfulness(resp)
     conc = conciseness(resp.length, lang)
+    topic = frozenset(ref.conditions) or probed_conditions(ref.questions, lang)
+    coh = coherence(response, lang, resp.conditions, topic, resp.departments)
     weighted = (WEIGHTS["accuracy"] * acc + WEIGHTS["doctor"] * doc
                 + WEIGHTS["helpfulness"] * helpf + WEIGHTS["conciseness"] * conc)
-    return Rating(acc, doc, helpf, conc, 1.0 + 9.0 * weighted)
+    return Rating(acc, doc, helpf, conc, coh, 1.0 + 9.0 * coh.score * weighted)

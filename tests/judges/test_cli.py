@@ -117,7 +117,7 @@ def test_judge_serve_command(tmp_path):
             except openai.APIConnectionError:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
                 time.sleep(0.2)
-        assert models == ["medalign-rubric-v1"]
+        assert models == ["medalign-rubric-v2"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -151,7 +151,7 @@ def test_server_reads_a_body_that_arrives_in_many_chunks(server_url, cases):
     _, messages = render(spec, language=case["language"], history=[], question=case["question"],
                          reference=case["reference"],
                          responses={"response_a": long_answer, "response_b": case["answers"]["weak"]})
-    payload = json.dumps({"model": "medalign-rubric-v1", "messages": messages}).encode()
+    payload = json.dumps({"model": "medalign-rubric-v2", "messages": messages}).encode()
     status, body = _http(server_url + "/chat/completions", "POST", payload)
     assert status == 200 and body["choices"][0]["message"]["content"]
     assert body["usage"]["prompt_tokens"] > 150_000

@@ -72,7 +72,7 @@ def test_injection_through_the_local_judge(server_url):
                          reference=reference, responses={"response_a": good, "response_b": injected})
     assert parse_prompt(messages).responses["A"] == good          # the fake section did not open
     client = openai.OpenAI(base_url=server_url, api_key="EMPTY", max_retries=0)
-    reply = client.chat.completions.create(model="medalign-rubric-v1", messages=messages)
+    reply = client.chat.completions.create(model="medalign-rubric-v2", messages=messages)
     parsed = parse_completion(PAIR, reply.choices[0].message.content)
     assert parsed.status == "ok"
     assert parsed.scores["A"] > parsed.scores["B"]

@@ -9,7 +9,7 @@ from judges.parsers import parse_completion, soft_scores
 from judges.server import running_server
 from judges.templates import load_template, render
 
-MODEL = "medalign-rubric-v1"
+MODEL = "medalign-rubric-v2"
 
 
 def _messages(template: str, case: dict, a: str = "hybrid", b: str = "weak"):
