@@ -21,10 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-_TRAINABLE = ("bootstrap", "pretrain", "sft", "sample", "reward_model", "ppo", "rsft", "dpo", "eval")
+_TRAINABLE = ("bootstrap", "pretrain", "sft", "sample", "reward_model", "ppo", "rsft", "dpo", "online_rl", "eval")
 _INPUTS_HELP = ("stage inputs as NAME=PATH, repeatable. bootstrap: data; pretrain/sft: data, model; "
                 "sample: data, policy; reward_model: pairs, backbone; dpo: pairs, policy; "
-                "ppo/rsft: data, policy, reward_model; eval: data, policy, baseline[, reward_model, pairs]")
+                "ppo/online_rl: data, policy, reward_model; rsft: data, policy[, reward_model]; "
+                "eval: data, policy, baseline[, reward_model, pairs]")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_bootstrap)
 
     p = subparsers.add_parser(
-        "train", help="run one alignment stage (sft, reward_model, dpo, rsft, ...) on given inputs",
+        "train", help="run one alignment stage (sft, reward_model, dpo, rsft, online_rl, ...) on given inputs",
         description="Run one alignment stage outside a job: validate its config, run it into --out, write "
                     "manifest.json. --nproc/--deepspeed launch it with torchrun (gloo on CPU).")
     p.add_argument("stage", choices=_TRAINABLE, help="stage to run")

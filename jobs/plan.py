@@ -12,7 +12,7 @@ from pathlib import Path
 
 from medalign.config import ConfigError, StrictModel, line_of, load_mapping, validate_mapping
 
-from jobs.registry import MODEL_INPUTS, check_kind, default_inputs, validate_stage_config
+from jobs.registry import MODEL_INPUTS, OPTIONAL_INPUTS, check_kind, default_inputs, validate_stage_config
 from jobs.schema import JobConfig, StageEntry
 
 
@@ -103,6 +103,8 @@ def _resolve_inputs(name: str, kind: str, entry: StageEntry, kinds: dict[str, st
                                    f"neither a stage of this job nor an existing path"])
             continue
         upstream = next((s for c in candidates for s, k in kinds.items() if k == c and s != name), None)
+        if upstream is None and (kind, input_name) in OPTIONAL_INPUTS:
+            continue
         if upstream is None:
             line = line_of(data, ("stages", name))
             raise ConfigError([f"{source}:{line}: stages.{name}: input {input_name!r} has no source: "

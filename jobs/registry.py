@@ -25,6 +25,7 @@ STAGE_MODULES: dict[str, str] = {
     "ppo": "alignment.stages.ppo",
     "rsft": "alignment.stages.rsft",
     "dpo": "alignment.stages.dpo",
+    "online_rl": "alignment.stages.online_rl",
     "eval": "alignment.stages.eval",
 }
 
@@ -40,9 +41,14 @@ DEFAULT_INPUTS: dict[str, dict[str, tuple[str, ...]]] = {
     "ppo": {"data": ("data",), "policy": ("sft",), "reward_model": ("reward_model",)},
     "rsft": {"data": ("data",), "policy": ("sft",), "reward_model": ("reward_model",)},
     "dpo": {"pairs": ("judge", "data"), "policy": ("sft",)},
-    "eval": {"data": ("data",), "policy": ("ppo", "rsft", "dpo", "sft"), "baseline": ("sft",),
+    "online_rl": {"data": ("data",), "policy": ("sft",), "reward_model": ("reward_model",)},
+    "eval": {"data": ("data",), "policy": ("ppo", "rsft", "dpo", "online_rl", "sft"), "baseline": ("sft",),
              "reward_model": ("reward_model",), "pairs": ("judge", "data")},
 }
+
+# (kind, input) pairs a stage can run without: left out when no upstream stage can feed them
+# (rsft scored by a judge, GRPO/RLOO on a programmatic reward need no reward model)
+OPTIONAL_INPUTS = frozenset({("rsft", "reward_model"), ("online_rl", "reward_model")})
 
 # inputs that name a model checkpoint: an upstream stage gives its out/model directory
 MODEL_INPUTS = frozenset({"model", "policy", "baseline", "backbone", "reward_model"})

@@ -32,6 +32,8 @@ HEADLINE = {
     "rsft_mean_score_start": ("rsft", "mean_score_start"),
     "rsft_mean_score_end": ("rsft", "mean_score_end"),
     "dpo_loss_end": ("dpo", "train_loss_end"),
+    "online_rl_reward_first": ("online_rl", "reward_first"),
+    "online_rl_reward_last": ("online_rl", "reward_last"),
     "win_rate_vs_baseline": ("eval", "win_rate"),
     "win_rate_ci95_low": ("eval", "win_rate_ci", 0),
     "win_rate_ci95_high": ("eval", "win_rate_ci", 1),
@@ -51,6 +53,7 @@ _TABLE_METRICS = {
     "ppo": ("reward_first", "reward_last", "kl_last"),
     "rsft": ("mean_score_start", "mean_score_end"),
     "dpo": ("train_loss_start", "train_loss_end"),
+    "online_rl": ("reward_first", "reward_last", "kl_last"),
     "eval": ("win_rate", "win_rate_ci", "judged_ok", "rm_heldout_accuracy"),
 }
 

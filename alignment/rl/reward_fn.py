@@ -16,7 +16,7 @@ from typing import Protocol
 
 import torch
 
-__all__ = ["RewardFn", "RewardModelFn", "asks_a_question"]
+__all__ = ["RewardFn", "RewardModelFn", "load_reward_model_fn", "asks_a_question"]
 
 
 class RewardFn(Protocol):
@@ -28,14 +28,27 @@ class RewardModelFn:
     :func:`alignment.reward_scoring.score_responses` (the rendering the reward_model stage trained
     on: history + assistant turn with the chat template; score at the last non-pad token)."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 16):
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+    def __init__(self, model, tokenizer, batch_size: int = 16, max_length: int | None = None):
+        self.model, self.tokenizer = model, tokenizer
+        self.batch_size, self.max_length = batch_size, max_length
 
     def __call__(self, prompts: list[list[dict]], responses: list[str]) -> torch.Tensor:
         from alignment.reward_scoring import score_responses
 
-        scores = score_responses(self.model, self.tokenizer, prompts, responses, batch_size=self.batch_size)
+        scores = score_responses(self.model, self.tokenizer, prompts, responses, batch_size=self.batch_size,
+                                 max_length=self.max_length)
         return torch.tensor(scores, dtype=torch.float32)
+
+
+def load_reward_model_fn(path: str, device: str = "cpu", batch_size: int = 16,
+                         max_length: int | None = None) -> RewardModelFn:
+    """A :class:`RewardModelFn` on the reward_model stage's checkpoint at ``path`` (frozen, float32,
+    eval mode), loaded by :mod:`alignment.models` like every other stage loads a reward model."""
+    from alignment.models import load_reward_model, load_tokenizer
+
+    model = load_reward_model(path, "reward_model", device=device, dtype="float32")
+    model.requires_grad_(False)
+    return RewardModelFn(model, load_tokenizer(path, "reward_model"), batch_size, max_length)
 
 
 def asks_a_question(prompts: list[list[dict]], responses: list[str]) -> torch.Tensor:

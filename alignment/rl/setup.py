@@ -18,7 +18,7 @@ import torch
 from alignment.rl.experience import PPOModels
 from alignment.rl.optim import DeepSpeedUpdater, PlainUpdater
 from alignment.rl.parallel import DistInfo
-from alignment.rl.reward_fn import RewardModelFn, asks_a_question
+from alignment.rl.reward_fn import asks_a_question, load_reward_model_fn
 from alignment.rl.rollout import ValueModel
 from alignment.scope import apply_trainable_scope
 
@@ -100,12 +100,7 @@ def _load_critic(rm_path: str, cfg, device: str):
 def _reward_fn(cfg, rm_path: str, device: str):
     if cfg.reward.function == "asks_question":
         return asks_a_question
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    rm = AutoModelForSequenceClassification.from_pretrained(rm_path, dtype=torch.float32)
-    rm.requires_grad_(False)
-    rm_tokenizer = AutoTokenizer.from_pretrained(rm_path)
-    return RewardModelFn(rm.to(device).eval(), rm_tokenizer, batch_size=cfg.reward.score_batch_size)
+    return load_reward_model_fn(rm_path, device, batch_size=cfg.reward.score_batch_size)
 
 
 def _check_same_vocab(policy_path: str, rm_path: str, tokenizer) -> None:

@@ -14,4 +14,5 @@ def _module(name: str):
 
 
 STAGES = {name: _module(name) for name in
-          ("bootstrap", "pretrain", "sft", "sample", "reward_model", "ppo", "rsft", "dpo", "eval")}
+          ("bootstrap", "pretrain", "sft", "sample", "reward_model", "ppo", "rsft", "dpo", "online_rl",
+           "eval")}

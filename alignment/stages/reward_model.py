@@ -145,10 +145,10 @@ def _train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageCo
 
 
 def run(cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
-    from alignment.models import load_tokenizer, sequence_classifier_from_lm
+    from alignment.models import load_reward_model, load_tokenizer, sequence_classifier_from_lm
     from alignment.scope import apply_trainable_scope
     from alignment.stages.reward_listwise import train_listwise
-    from alignment.stages.sft import save_trained_model
+    from alignment.stages.sft import is_zero3, save_trained_model
 
     out = Path(out)
     if cfg.loss == "pairwise":
@@ -171,6 +171,10 @@ def run(cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path, ctx: Sta
         trainer, metrics = _train_pairwise(model, tokenizer, data["train_pairs"], cfg, out, ctx, seed)
         save_trained_model(trainer, tokenizer, out / "model")
         model = trainer.model
+        if is_zero3(trainer) and is_main_process():
+            # the weights are sharded across ranks: a forward on rank 0 alone would wait forever for
+            # the others, so the statistics below score the whole model rank 0 just saved
+            model = load_reward_model(str(out / "model"), "reward_model", device=ctx.device, dtype="float32")
     else:
         if not data["train_tuples"]:
             raise ValueError(f"reward_model: loss=listwise needs ranked tuples; none in {inputs['pairs']} "

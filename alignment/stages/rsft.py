@@ -1,15 +1,20 @@
 """Stage ``rsft``: rejection-sampling fine-tuning (ChiMed-GPT's alternative to PPO).
 
 Each iteration: draw prompts from ``prompts/<split>``, sample ``k`` responses per prompt from the
-current policy, score them with the reward model, keep the ``keep_top`` best per prompt whose
-score reaches ``min_score``, and fine-tune the policy on them (assistant-only SFT). The next
-iteration samples from the fine-tuned policy. After the last iteration the final policy is
-sampled once more, so ``mean_score_by_iteration`` has iterations + 1 entries: the mean RM score
-of the samples of the input policy, then of each fine-tuned policy. It should rise.
+current policy, score them (``scorer``: the reward model, or a judge comparing the k samples of a
+prompt pairwise in both orders, see :mod:`alignment.stages.rsft_scoring`), keep the ``keep_top``
+best per prompt whose score reaches ``min_score``, and fine-tune the policy on them
+(assistant-only SFT). The next iteration samples from the fine-tuned policy. After the last
+iteration the final policy is sampled once more, so ``mean_score_by_iteration`` has
+iterations + 1 entries: the mean score of the samples of the input policy, then of each
+fine-tuned policy. It should rise. Samples a judge could not score (no ok judgment) are counted
+and never kept.
 
-Inputs: ``data``, ``policy``, ``reward_model``. Outputs: ``out/model`` (the final policy),
-``out/metrics.jsonl`` (one line per iteration), ``out/iterations/<i>/kept.parquet``. Runs in
-one process: the sampling, not the small fine-tuning, dominates and is not sharded.
+Inputs: ``data``, ``policy``, ``reward_model`` (only for ``scorer: reward_model``). Outputs:
+``out/model`` (the final policy), ``out/metrics.jsonl`` (one line per iteration),
+``out/iterations/<i>/kept.parquet``, and with a judge ``out/iterations/<i>/judge/``
+(``transcripts.jsonl``, cache). Runs in one process: the sampling, not the small fine-tuning,
+dominates and is not sharded.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import random
 import shutil
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -25,6 +31,7 @@ from alignment.generation import SamplingSpec
 from alignment.models import DType
 from alignment.scope import TrainableScope
 from alignment.stages.inputs import Quarantine, load_prompt_split
+from alignment.stages.rsft_scoring import RSFTJudgeSpec, score_with_judge, score_with_reward_model
 from alignment.stages.training_args import OptimSpec
 from medalign.config import StrictModel
 from medalign.stage import StageContext
@@ -53,7 +60,9 @@ class RSFTStageConfig(StrictModel):
     prompts_per_iteration: int = Field(256, ge=1)          # prompts drawn (without replacement) per round
     k: int = Field(4, ge=2)                                # samples per prompt
     keep_top: int = Field(1, ge=1)                         # best samples kept per prompt
-    min_score: float | None = None                         # kept samples must reach this RM score (None: any)
+    min_score: float | None = None                         # kept samples must reach this score (None: any)
+    scorer: Literal["reward_model", "judge"] = "reward_model"  # who scores the samples (ChiMed-GPT: the RM)
+    judging: RSFTJudgeSpec = Field(default_factory=RSFTJudgeSpec)  # scorer=judge: judge, pairing
     sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(temperature=1.0, top_p=0.95))  # decoding
     train: RSFTTrainSpec = Field(default_factory=RSFTTrainSpec)  # the fine-tuning step
     reward_batch_size: int = Field(32, ge=1)               # batch size when scoring with the RM
@@ -65,12 +74,16 @@ class RSFTStageConfig(StrictModel):
 Config = RSFTStageConfig
 
 
-def select_top(prompts: list[dict], responses: list[list[str]], scores: list[list[float]], keep_top: int,
+def select_top(prompts: list[dict], responses: list[list[str]], scores: list[list[float | None]], keep_top: int,
                min_score: float | None) -> list[dict]:
-    """The ``keep_top`` best non-empty responses of each prompt scoring >= ``min_score``, as SFT rows."""
+    """The ``keep_top`` best non-empty responses of each prompt scoring >= ``min_score``, as SFT rows.
+
+    A response without a score (None: the judge never judged it ok) is never kept.
+    """
     rows = []
     for prompt, resp, sc in zip(prompts, responses, scores):
-        ranked = sorted(zip(sc, resp), key=lambda x: -x[0])
+        scored = [(s, r) for s, r in zip(sc, resp) if s is not None]
+        ranked = sorted(scored, key=lambda x: -x[0])
         kept = [(s, r) for s, r in ranked if r.strip() and (min_score is None or s >= min_score)][:keep_top]
         for s, r in kept:
             rows.append({"prompt_id": prompt["prompt_id"], "score": s,
@@ -78,41 +91,54 @@ def select_top(prompts: list[dict], responses: list[list[str]], scores: list[lis
     return rows
 
 
-def _sample_and_score(policy_ref: str, rm, rm_tok, prompts: list[dict], cfg: RSFTStageConfig, seed: int,
-                      ctx: StageContext) -> tuple[list[list[str]], list[list[float]]]:
-    from alignment.reward_scoring import score_responses
-    from alignment.stages.sample import generate_from_checkpoint
+def _scorer(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext):
+    """``score(prompts, responses, iteration) -> (scores, counts)`` for the configured scorer."""
+    if cfg.scorer == "judge":
+        if inputs.get("reward_model"):
+            ctx.logger.info("rsft: scorer=judge, so the reward_model input %s is not used", inputs["reward_model"])
+        return lambda prompts, responses, it: score_with_judge(
+            prompts, responses, cfg.judging, out / "iterations" / str(it) / "judge", ctx.progress)
+    from alignment.models import load_reward_model, load_tokenizer
 
-    gens = generate_from_checkpoint(policy_ref, "policy", prompts, cfg.sampling, cfg.k, seed, cfg.dtype, ctx)
-    responses = [[g.text for g in row] for row in gens]
-    flat_prompts = [p["messages"] for p, row in zip(prompts, responses) for _ in row]
-    flat = score_responses(rm, rm_tok, flat_prompts, [r for row in responses for r in row],
-                           cfg.reward_batch_size, cfg.reward_max_length, ctx.progress)
-    scores = [flat[i * cfg.k:(i + 1) * cfg.k] for i in range(len(prompts))]
-    return responses, scores
+    if not inputs.get("reward_model"):
+        raise ValueError("rsft: scorer=reward_model needs the input 'reward_model' (or set scorer: judge)")
+    rm_tok = load_tokenizer(inputs["reward_model"], "reward_model")
+    rm = load_reward_model(inputs["reward_model"], device=ctx.device, dtype=cfg.dtype)
+    return lambda prompts, responses, it: score_with_reward_model(
+        rm, rm_tok, prompts, responses, cfg.reward_batch_size, cfg.reward_max_length, ctx.progress)
+
+
+def _iteration_record(it: int, policy: str, prompts: list[dict], scores: list[list[float | None]],
+                      counts: dict) -> dict:
+    """Mean score of the scored samples, and the mean over prompts of their best sample."""
+    flat = [s for row in scores for s in row if s is not None]
+    best = [max(s for s in row if s is not None) for row in scores if any(s is not None for s in row)]
+    return {"iteration": it, "policy": policy, "prompts": len(prompts), "samples": sum(len(r) for r in scores),
+            "mean_score": sum(flat) / len(flat) if flat else None,
+            "best_of_k_mean": sum(best) / len(best) if best else None, **counts}
 
 
 def run(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
     import pandas as pd
 
-    from alignment.models import load_reward_model, load_tokenizer
+    from alignment.stages.sample import generate_from_checkpoint
     from alignment.stages.sft import train_sft
 
     out = Path(out)
     quarantine = Quarantine()
     pool = load_prompt_split(inputs["data"], cfg.split, quarantine, None, NAME)
-    rm_tok = load_tokenizer(inputs["reward_model"], "reward_model")
-    rm = load_reward_model(inputs["reward_model"], device=ctx.device, dtype=cfg.dtype)
+    score = _scorer(cfg, inputs, out, ctx)
     seed = ctx.seed if cfg.seed is None else cfg.seed
     rng = random.Random(seed)
     policy, history = inputs["policy"], []
     (out / "metrics.jsonl").unlink(missing_ok=True)
     for it in range(cfg.iterations + 1):
         prompts = rng.sample(pool, min(cfg.prompts_per_iteration, len(pool)))
-        responses, scores = _sample_and_score(policy, rm, rm_tok, prompts, cfg, seed + 1000 * it, ctx)
-        flat = [s for row in scores for s in row]
-        record = {"iteration": it, "policy": policy, "prompts": len(prompts), "samples": len(flat),
-                  "mean_score": sum(flat) / len(flat), "best_of_k_mean": sum(max(r) for r in scores) / len(scores)}
+        gens = generate_from_checkpoint(policy, "policy", prompts, cfg.sampling, cfg.k, seed + 1000 * it, cfg.dtype,
+                                        ctx)
+        responses = [[g.text for g in row] for row in gens]
+        scores, counts = score(prompts, responses, it)
+        record = _iteration_record(it, policy, prompts, scores, counts)
         if it < cfg.iterations:
             kept = select_top(prompts, responses, scores, cfg.keep_top, cfg.min_score)
             it_dir = out / "iterations" / str(it)
@@ -124,18 +150,30 @@ def run(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageConte
                 record.update(train_loss_start=sft["train_loss_start"], train_loss_end=sft["train_loss_end"])
                 policy = str(it_dir / "model")
             else:
-                ctx.logger.warning("rsft iteration %d: no sample reached min_score=%s; policy unchanged",
+                ctx.logger.warning("rsft iteration %d: no scored sample reached min_score=%s; policy unchanged",
                                    it, cfg.min_score)
         history.append(record)
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
-        ctx.logger.info("rsft iteration %d: mean RM score %.4f (kept %s)", it, record["mean_score"],
+        ctx.logger.info("rsft iteration %d: mean %s score %s (kept %s)", it, cfg.scorer, record["mean_score"],
                         record.get("kept", "-"))
     _copy_model(Path(policy), out / "model")
     quarantine.write(out)
     means = [h["mean_score"] for h in history]
-    return {"mean_score_by_iteration": means, "mean_score_start": means[0], "mean_score_end": means[-1],
-            "kept_by_iteration": [h.get("kept") for h in history[:-1]], "quarantined": len(quarantine)}
+    return {"scorer": cfg.scorer, "mean_score_by_iteration": means, "mean_score_start": means[0],
+            "mean_score_end": means[-1], "kept_by_iteration": [h.get("kept") for h in history[:-1]],
+            "unscored_samples": sum(h["unscored_samples"] for h in history),
+            "judgments_not_ok": _sum_counts(h.get("judgments_not_ok", {}) for h in history)
+            if cfg.scorer == "judge" else None,
+            "quarantined": len(quarantine)}
+
+
+def _sum_counts(dicts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            total[k] = total.get(k, 0) + v
+    return total
 
 
 def _copy_model(src: Path, dst: Path) -> None:

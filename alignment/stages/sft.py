@@ -141,14 +141,18 @@ def _last_checkpoint(ckpt_dir: Path) -> str | None:
 
 
 def save_trained_model(trainer, tokenizer, model_dir: Path) -> None:
-    """Save the trained model as a plain HF checkpoint (LoRA adapters merged) + tokenizer."""
+    """Save the trained model as a plain HF checkpoint (LoRA adapters merged) + tokenizer.
+
+    Under ZeRO-3 every rank must call it (the weights are gathered), and afterwards the model is
+    no longer for forwards on one rank: load the saved checkpoint instead.
+    """
     from peft import PeftModel
 
     model = trainer.model
     # trl switches the KV cache off for training; a saved model should generate with it
     (model.get_base_model() if isinstance(model, PeftModel) else model).config.use_cache = True
     if isinstance(model, PeftModel):
-        if trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
+        if is_zero3(trainer):
             raise NotImplementedError("merging LoRA adapters under ZeRO-3 is not supported; use zero2")
         if is_main_process():
             model.merge_and_unload().save_pretrained(model_dir)
@@ -157,3 +161,15 @@ def save_trained_model(trainer, tokenizer, model_dir: Path) -> None:
     trainer.save_model(str(model_dir))
     if is_main_process():
         tokenizer.save_pretrained(model_dir)
+    if is_zero3(trainer):
+        # training is over; left set, transformers' global ZeRO-3 flag would make every later
+        # from_pretrained in this process (a reward model for statistics, the next stage) partition
+        # the model across ranks, and a forward on one rank would then wait for the others forever
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
+
+
+def is_zero3(trainer) -> bool:
+    """True when the trainer runs DeepSpeed ZeRO-3: every rank holds only a shard of the weights."""
+    return bool(trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3)
