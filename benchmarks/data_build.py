@@ -1,14 +1,16 @@
 """Throughput and memory of a full data build on N synthetic MedDialog consultations.
 
     python benchmarks/data_build.py --n 100000 [--lang zh] [--no-near] [--ray [--num-cpus 2]]
+    python benchmarks/data_build.py --input meddialog.txt     # an existing MedDialog raw file
 
 Streams N consultations in MedDialog raw-text format to a temp file (D1's
 ``iter_meddialog_raw_blocks``), then builds a recipe over it: parse, merge speakers, normalise
 roles, scrub PII, filter, exact + MinHash near-dup removal, per-turn SFT examples and final-turn
-prompts, splits by consultation id, Parquet. Prints consultations/s of the build (generation not
-counted), the phase timings, the dedup index size per record, and the peak RSS of this process
-(with --ray: of the driver; Ray workers are separate processes, and the CPU seconds printed are
-the driver's only).
+prompts, splits by consultation id, Parquet. Prints consultations per wall second and per CPU
+second of the build (generation not counted; on a shared machine the CPU figure is the stable
+one), the phase timings, the dedup index size per record, and the peak RSS of this process.
+With --ray the CPU seconds of the Ray worker processes are added (and printed apart); the peak
+RSS is the driver's.
 Target (issue 3): >= 10,000 consultations/s per core and < 2 GB peak RSS at N = 1,000,000.
 """
 
@@ -63,6 +65,36 @@ def write_consultations(path: Path, n: int, lang: str) -> float:
     return time.perf_counter() - t0
 
 
+def ray_cpu_seconds() -> float:
+    """User + system CPU seconds of the live Ray worker processes on this machine."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if (proc.info["name"] or "").startswith("ray::") or "default_worker.py" in cmd:
+            times = proc.info["cpu_times"]
+            total += times.user + times.system if times else 0.0
+    return total
+
+
+def ray_build(resolved, out: Path, num_cpus: int | None) -> tuple[dict, float, float, float]:
+    """The build on a local Ray: (report, wall s, driver CPU s, Ray workers' CPU s)."""
+    import ray
+
+    from jobs.ray_data_build import build_with_ray
+
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        workers0 = ray_cpu_seconds()
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        report = build_with_ray(resolved, out, progress=sys.stderr.isatty())
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        return report, wall, cpu, ray_cpu_seconds() - workers0
+    finally:
+        ray.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="consultations (default 100,000)")
@@ -71,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="build into this folder and keep it")
     parser.add_argument("--ray", action="store_true", help="per-record work on Ray Data (jobs/ray_data_build.py)")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    parser.add_argument("--input", type=Path, default=None,
+                        help="build this MedDialog raw file instead of generating N consultations")
     args = parser.parse_args(argv)
 
     from data_recipes.build import build
@@ -78,25 +112,29 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="medalign-bench-"))
     try:
-        gen_s = write_consultations(work / "meddialog.txt", args.n, args.lang)
-        size_mb = (work / "meddialog.txt").stat().st_size / 2**20
-        print(f"generated {args.n:,} consultations ({size_mb:,.0f} MB) in {gen_s:.1f}s; "
-              f"peak RSS so far {peak_rss_mb():,.0f} MB", flush=True)
+        if args.input:
+            (work / "meddialog.txt").symlink_to(args.input.resolve())
+        else:
+            gen_s = write_consultations(work / "meddialog.txt", args.n, args.lang)
+            size_mb = (work / "meddialog.txt").stat().st_size / 2**20
+            print(f"generated {args.n:,} consultations ({size_mb:,.0f} MB) in {gen_s:.1f}s; "
+                  f"peak RSS so far {peak_rss_mb():,.0f} MB", flush=True)
         near = "null" if args.no_near else "{threshold: 0.8, num_perm: 64, bands: 16}"
         (work / "bench.yaml").write_text(RECIPE.format(lang=args.lang, near=near), encoding="utf-8")
         resolved = load_recipe(work / "bench.yaml")
         out = args.keep or work / "out"
-        t0, cpu0 = time.perf_counter(), time.process_time()
+        workers = 0.0
         if args.ray:
-            from jobs.ray_data_build import build_with_ray
-
-            report = build_with_ray(resolved, out, progress=sys.stderr.isatty(), num_cpus=args.num_cpus)
+            report, wall, cpu, workers = ray_build(resolved, out, args.num_cpus)
         else:
+            t0, cpu0 = time.perf_counter(), time.process_time()
             report = build(resolved, out, progress=sys.stderr.isatty())
-        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         src = report["sources"]["meddialog"]
-        print(f"build: {wall:.1f}s wall, {cpu:.1f}s CPU -> {args.n / wall:,.0f} consultations/s "
-              f"({args.n / cpu:,.0f} per CPU-second)")
+        n = src["records_read"] + src["quarantined"]
+        print(f"build: {wall:.1f}s wall, {cpu + workers:.1f}s CPU"
+              + (f" ({cpu:.1f}s driver + {workers:.1f}s Ray workers)" if args.ray else "")
+              + f" -> {n / wall:,.0f} consultations/s wall, {n / (cpu + workers):,.0f} per CPU-second")
         print(f"  phases: {report['timings']}")
         print(f"  read {src['records_read']:,}, quarantined {src['quarantined']}, kept {src['kept']:,}, "
               f"exact dup {src['exact_duplicates']:,}, near dup {src['near_duplicates']:,}, "

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from itertools import compress
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -36,7 +37,7 @@ from data_recipes.spool import SpoolWriter
 from data_recipes.transforms import BUILDER_KINDS, DEFAULT_BUILDER, OUTPUT_KINDS
 from data_recipes.transforms.decontaminate import EvalNgramIndex
 from data_recipes.transforms.dedup import EXACT, KEEP, NEAR, Deduplicator, first_occurrence
-from data_recipes.transforms.keyindex import SortedKeyIndex
+from data_recipes.transforms.keyindex import HashKeyIndex
 from data_recipes.writers import ID_COLUMN, SPLITS, OutputWriter, spool_schema
 from medalign.artifacts import write_json_atomic
 from medalign.config import ConfigError
@@ -59,7 +60,7 @@ class FirstPass:
                         for s, files in zip(recipe.sources, resolved.source_files)]
         self.quarantine = QuarantineWriter(out / "quarantine.jsonl", resolved.display_path)
         self.outputs = {k: getattr(recipe.outputs, k) for k in OUTPUT_KINDS if getattr(recipe.outputs, k)}
-        self.row_index = {k: SortedKeyIndex() for k, o in self.outputs.items() if o.dedup_rows}
+        self.row_index = {k: HashKeyIndex() for k, o in self.outputs.items() if o.dedup_rows}
         self.components: dict[str, list[ComponentStats]] = {}
         self.spools: dict[str, list[SpoolWriter]] = {}
         index_of = {s.name: i for i, s in enumerate(recipe.sources)}
@@ -94,7 +95,7 @@ class FirstPass:
         stats.exact_duplicates += int((decisions == EXACT).sum())
         stats.near_duplicates += int((decisions == NEAR).sum())
         stats.kept += int(kept.sum())
-        stats.languages.update(lang for lang, k in zip(batch.languages, kept) if k)
+        stats.languages.update(compress(batch.languages, kept))
         for (kind, j), block in batch.blocks.items():
             self._spool_block(kind, j, block, kept, batch.kinds)
 

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--languages", nargs="+", default=["zh"], choices=["zh", "en"],
                    help="languages of the synthetic corpus (default zh)")
     p.add_argument("--ray", action="store_true",
-                   help="run the per-record work on Ray Data (jobs/ray_data_build.py); same output")
+                   help="run the per-record work on Ray Data, big files cut into byte-range shards (jobs/ray_data_build.py); same output")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_build)
 

@@ -6,11 +6,13 @@
 * A component asked for more rows than it has is an error, unless ``upsample: true``: then every
   row is repeated ``requested // available`` times and a random ``requested % available`` of
   them once more. A repeat's id gets ``#r<k>`` and its provenance ``"copy": k``.
-* Selection: the spool is read batch by batch; the number of rows taken from a batch of b rows,
+* Selection: the spool is read in chunks of ``SAMPLE_CHUNK`` rows (whatever batches it was
+  written in, so the sample does not depend on how the build batched or sharded its input: a
+  local and a Ray build select the same rows); the number of rows taken from a chunk of b rows,
   when ``needed`` of the ``left`` unseen rows are still to be taken, is drawn from the
-  hypergeometric distribution (b, left - b, needed), then that many positions of the batch are
+  hypergeometric distribution (b, left - b, needed), then that many positions of the chunk are
   drawn uniformly. That is an exact-size uniform sample without replacement, in one pass, with
-  memory bounded by a batch.
+  memory bounded by a chunk.
 * Order: rows are written in groups; each group's composition is drawn from the multivariate
   hypergeometric of the rows still owed by each component, and the group is shuffled, so a file
   is mixed throughout, not sorted by source.
@@ -30,6 +32,7 @@ import pyarrow.compute as pc
 from data_recipes.spool import read_spool
 
 GROUP = 8192            # rows per write group (shuffled together)
+SAMPLE_CHUNK = 4096     # rows per sampling step of a partial pass
 
 
 def requested_counts(weights: list[float | int | str], available: list[int], total: int | None) -> list[int]:
@@ -66,7 +69,7 @@ def selected_batches(spool: Path, available: int, requested: int,
         for batch in read_spool(spool):
             yield batch, copy
     needed, left = rest, available
-    for batch in read_spool(spool) if rest else ():
+    for batch in fixed_chunks(read_spool(spool), SAMPLE_CHUNK) if rest else ():
         size = batch.num_rows
         take = int(rng.hypergeometric(size, left - size, needed)) if left > size else needed
         if take:
@@ -75,6 +78,21 @@ def selected_batches(spool: Path, available: int, requested: int,
         needed, left = needed - take, left - size
         if not needed:
             return
+
+
+def fixed_chunks(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
+    """The rows of ``batches`` re-cut into batches of exactly ``size`` rows (the last one fewer)."""
+    pending, have = [], 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(size - have, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            batch, have = batch.slice(take), have + take
+            if have == size:
+                yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
+                pending, have = [], 0
+    if pending:
+        yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
 
 
 def mark_copy(batch: pa.RecordBatch, copy: int, id_column: str) -> pa.RecordBatch:

@@ -15,16 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from data_recipes.readers.shards import Shard
 from data_recipes.recipe import Source
 from data_recipes.recipe_load import ResolvedRecipe
 from data_recipes.records import Quarantined, Record
-from data_recipes.rows import ComponentJob, RowBlock, build_rows
+from data_recipes.rows import ComponentJob, PartTable, RowBlock, build_rows, record_keys
 from data_recipes.transforms import DEFAULT_BUILDER, OUTPUT_KINDS, apply_transforms
 from data_recipes.transforms.decontaminate import EvalNgramIndex
 from data_recipes.transforms.dedup import DedupKeys, dedup_keys
 from data_recipes.transforms.filters import record_texts
 
-BATCH_SIZE = 512          # records per batch: large enough for numpy, small enough to stream
+BATCH_SIZE = 2048         # records per batch: per-batch numpy/Arrow overheads amortised, still streaming
 
 
 @dataclass
@@ -80,15 +81,20 @@ def source_jobs(resolved: ResolvedRecipe, eval_index: EvalNgramIndex | None = No
     return jobs
 
 
-def read_items(job: SourceJob, file: Path) -> Iterator[Record | Quarantined]:
-    """The reader's stream for one file of a source. A declared language (not ``auto``) is
-    passed to the reader as every record's language (no per-record detection)."""
+def read_items(job: SourceJob, file: Path, shard: Shard | None = None) -> Iterator[Record | Quarantined]:
+    """The reader's stream for one file of a source (or for one byte-range shard of it, see
+    readers/shards.py). A declared language (not ``auto``) is passed to the reader as every
+    record's language (no per-record detection)."""
     from data_recipes.readers import read_source
+    from data_recipes.readers.shards import read_shard
 
     options = dict(job.spec.reader_options)
     if job.spec.language != "auto":
         options.setdefault("language", job.spec.language)
-    yield from read_source(file, job.spec.format, **options)
+    if shard is None:
+        yield from read_source(file, job.spec.format, **options)
+    else:
+        yield from read_shard(file, job.spec.format, shard, **options)
 
 
 def record_text(record: Record) -> str:
@@ -119,18 +125,21 @@ def process_batch(job: SourceJob, file: str, items: list[Record | Quarantined],
     out.kinds = [r.kind for r in records]
     out.languages = [r.language for r in records]
     out.keys = dedup_keys([record_text(r) for r in records], job.near, job.num_perm, job.shingle)
-    display = job.display.get(file, file)
-    for comp in job.components:
-        out.blocks[(comp.kind, comp.index)] = build_rows(comp, records, display, job.eval_index)
+    if job.components:
+        display, parts, first = job.display.get(file, file), PartTable(), job.components[0]
+        keys = record_keys(records, job.spec.name, first.seed, first.train, first.validation)
+        for comp in job.components:
+            out.blocks[(comp.kind, comp.index)] = build_rows(comp, records, display, keys, parts, job.eval_index)
     if keep_records:
         out.records = records
     return out
 
 
-def batched_items(job: SourceJob, file: Path, size: int = BATCH_SIZE) -> Iterator[list[Record | Quarantined]]:
-    """The reader's stream for one file, cut into lists of ``size`` items."""
+def batched_items(job: SourceJob, file: Path, size: int = BATCH_SIZE,
+                  shard: Shard | None = None) -> Iterator[list[Record | Quarantined]]:
+    """The reader's stream for one file (or shard), cut into lists of ``size`` items."""
     batch: list[Record | Quarantined] = []
-    for item in read_items(job, file):
+    for item in read_items(job, file, shard):
         batch.append(item)
         if len(batch) >= size:
             yield batch

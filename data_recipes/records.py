@@ -17,9 +17,10 @@ Role = Literal["system", "user", "assistant"]
 Kind = Literal["dialogue", "qa", "text", "preference", "ranked"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Turn:
-    """One utterance. ``role`` is normalised: patient -> user, doctor/assistant -> assistant."""
+    """One utterance. ``role`` is normalised: patient -> user, doctor/assistant -> assistant.
+    (Slots: a build makes millions of turns; a slotted one is built and read faster.)"""
 
     role: Role
     content: str

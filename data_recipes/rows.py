@@ -4,6 +4,13 @@ This runs with the per-record work (in Ray workers for ``--ray``), before dedup 
 record's rows are built, with ``record_index`` saying which record made each row, so the build
 can keep the rows of the records dedup keeps with one vectorised filter. The exact keys for
 row-level dedup and the contamination flags of train rows are computed here too.
+
+Speed: rows are gathered column by column (no per-row dict is rebuilt), and the text a row is
+compared on is never built per row. A record's rows share its message dicts (a per-turn example
+is a prefix of the conversation), so each distinct message or answer text of the batch is a
+*part* stored once in a :class:`PartTable`; a row is a list of part numbers. The ``messages``
+column is one Arrow ``take`` of the parts, and a row's comparison text (its parts, each followed
+by a separator) is gathered from the parts' normalised code points with numpy.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -18,10 +26,15 @@ import pyarrow as pa
 from data_recipes.records import Record
 from data_recipes.transforms import BUILDER_KINDS, BUILDERS
 from data_recipes.transforms.decontaminate import EvalNgramIndex
-from data_recipes.transforms.shingles import encode_batch, exact_keys
-from data_recipes.writers import ID_COLUMN, SPLIT_COLUMN, split_of, spool_schema
+from data_recipes.transforms.shingles import CodeBatch, concat_batches, encode_batch, exact_keys
+from data_recipes.writers import ID_COLUMN, MESSAGE_FIELDS, SPLIT_COLUMN, split_of, spool_schema
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:/#@+-]*")     # ids JSON holds without escapes
+PART_END = "\u241e"        # ends every part of a row's comparison text
+ROLE_MARK = "\u241f"       # between a message's role and its content
+# builder fields of each output besides messages (the build adds ids, source, provenance, ...)
+FIELDS = {"sft": (), "prompts": ("reference", "department"), "preferences": ("chosen", "rejected", "margin"),
+          "ranked": ("responses", "ranks", "response_sources"), "pretrain": ("text",)}
 
 
 @dataclass
@@ -50,51 +63,205 @@ class RowBlock:
     contaminated: np.ndarray | None  # (R,) True for train rows sharing an n-gram with an eval set
 
 
-def build_rows(job: ComponentJob, records: list[Record], file: str,
+class PartTable:
+    """The distinct parts of a batch's rows: messages (role, content) and answer texts (role None).
+
+    Parts are keyed by value, so a message shared by several rows (or equal in several records)
+    is stored, encoded and hashed once."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[str | None, str], int] = {}
+        self.roles: list[str | None] = []
+        self.contents: list[str] = []
+        self._codes: list[CodeBatch] = []           # encoded in chunks, as parts are added
+        self._encoded = 0
+        self._arrow: list[pa.StructArray] = []
+        self._converted = 0
+
+    def messages(self, messages: list[dict]) -> list[int]:
+        """Part numbers of a list of message dicts."""
+        index, out = self.index, []
+        for m in messages:
+            key = (m["role"], m["content"])
+            j = index.get(key)
+            if j is None:
+                j = index[key] = len(self.roles)
+                self.roles.append(key[0])
+                self.contents.append(key[1])
+            out.append(j)
+        return out
+
+    def text(self, text: str) -> int:
+        """Part number of an answer or document text."""
+        j = self.index.get((None, text))
+        if j is None:
+            j = self.index[(None, text)] = len(self.roles)
+            self.roles.append(None)
+            self.contents.append(text)
+        return j
+
+    def codes(self) -> CodeBatch:
+        """Every part's normalised comparison text ("role\u241fcontent" or the text, then PART_END)."""
+        if self._encoded < len(self.roles):
+            new = zip(self.roles[self._encoded:], self.contents[self._encoded:])
+            self._codes.append(encode_batch([c + PART_END if r is None else f"{r}{ROLE_MARK}{c}{PART_END}"
+                                             for r, c in new]))
+            self._encoded = len(self.roles)
+            if len(self._codes) > 1:
+                self._codes = [concat_batches(self._codes)]
+        return self._codes[0] if self._codes else encode_batch([])
+
+    def message_structs(self) -> pa.ChunkedArray:
+        """Every part as a {role, content} struct (answer parts have a null role; rows never use them)."""
+        if self._converted < len(self.roles):
+            self._arrow.append(pa.StructArray.from_arrays(
+                [pa.array(self.roles[self._converted:], pa.string()),
+                 pa.array(self.contents[self._converted:], pa.string())], fields=MESSAGE_FIELDS))
+            self._converted = len(self.roles)
+        return pa.chunked_array(self._arrow, pa.struct(MESSAGE_FIELDS))
+
+
+@dataclass
+class RecordKeys:
+    """Per record of a batch, what every component of the source shares."""
+
+    cids: list[str]           # consultation id: "<source>:<record id>"
+    splits: list[int]         # index into SPLITS
+    json_ids: list[str]       # the record id as a JSON string (for provenance)
+
+
+def record_keys(records: list[Record], source: str, seed: int, train: float, validation: float) -> RecordKeys:
+    """Consultation ids, splits and JSON ids of a batch's records."""
+    cids = [f"{source}:{r.id}" for r in records]
+    return RecordKeys(cids=cids, splits=[split_of(cid, seed, train, validation) for cid in cids],
+                      json_ids=[f'"{r.id}"' if _PLAIN_ID.fullmatch(r.id) else json.dumps(r.id, ensure_ascii=False)
+                                for r in records])
+
+
+def build_rows(job: ComponentJob, records: list[Record], file: str, keys: RecordKeys, parts: PartTable,
                eval_index: EvalNgramIndex | None = None) -> RowBlock:
-    """Every row the component's builder makes of ``records`` (file: provenance display path)."""
-    rows, owners = _rows(job, records, file)
+    """Every row the component's builder makes of ``records`` (file: provenance display path;
+    ``keys``: :func:`record_keys`; ``parts``: the batch's table, shared by its components)."""
+    columns, refs, owners = _collect(job, records, file, keys, parts, eval_index)
     schema = spool_schema(job.kind)
-    batch = pa.RecordBatch.from_pydict({name: [r.get(name) for r in rows] for name in schema.names},
-                                       schema=schema)
-    keys = exact_keys(encode_batch([row_text(job.kind, r, False) for r in rows])) if job.dedup_rows else None
+    arrays = []
+    for field in schema:
+        if field.name == "messages":
+            counts = np.fromiter(map(len, refs["messages"]), dtype=np.int32, count=len(owners))
+            offsets = np.zeros(len(owners) + 1, dtype=np.int32)
+            np.cumsum(counts, out=offsets[1:])
+            flat = np.fromiter(chain.from_iterable(refs["messages"]), dtype=np.int64, count=int(offsets[-1]))
+            values = parts.message_structs().take(flat).combine_chunks()
+            arrays.append(pa.ListArray.from_arrays(pa.array(offsets), values, type=field.type))
+        else:
+            arrays.append(pa.array(columns[field.name], field.type))
+    batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    row_keys = exact_keys(_row_codes(parts.codes(), refs["key"])) if job.dedup_rows else None
     dirty = None
     if eval_index is not None:
-        dirty = np.zeros(len(rows), dtype=bool)
-        train = [i for i, r in enumerate(rows) if r[SPLIT_COLUMN] == 0]
+        dirty = np.zeros(len(owners), dtype=bool)
+        train = [i for i, s in enumerate(columns[SPLIT_COLUMN]) if s == 0]
         if train:
-            dirty[train] = eval_index.contaminated([row_text(job.kind, rows[i], True) for i in train])
-    return RowBlock(batch=batch, record_index=np.array(owners, dtype=np.int64), row_keys=keys, contaminated=dirty)
+            texts = _row_codes(parts.codes(), [refs["check"][i] for i in train], drop_last=True)
+            dirty[train] = eval_index.contaminated_codes(texts)
+    return RowBlock(batch=batch, record_index=np.array(owners, dtype=np.int64), row_keys=row_keys,
+                    contaminated=dirty)
 
 
-def _rows(job: ComponentJob, records: list[Record], file: str) -> tuple[list[dict], list[int]]:
-    build, accepted, id_column = BUILDERS[job.kind][job.build], BUILDER_KINDS[job.build], ID_COLUMN[job.kind]
+def _collect(job: ComponentJob, records: list[Record], file: str, keys: RecordKeys, parts: PartTable,
+             eval_index: EvalNgramIndex | None) -> tuple[dict[str, list], dict[str, list[list[int]]], list[int]]:
+    """Run the builder on every record: column lists, each row's part numbers, the owner records.
+
+    ``refs["key"]``: the parts a row's exact key covers (messages and answers, as ``row_text``
+    without answers); ``refs["check"]``: the parts decontamination reads (with a prompt's reference)."""
+    build, accepted, kind = BUILDERS[job.kind][job.build], BUILDER_KINDS[job.build], job.kind
+    fields = FIELDS[kind]
     prefix = json.dumps({"file": file, **job.provenance}, ensure_ascii=False)[:-1]
-    rows, owners = [], []
+    ids, provenance, cid_col, language, split_col, owners = [], [], [], [], [], []
+    extra = {name: [] for name in fields}
+    msg_refs, key_refs, check_refs = [], [], []
+    refs_needed, check = job.dedup_rows or eval_index is not None, eval_index is not None
+    # rows compared on more than their messages (answers, documents, a prompt's reference)
+    answers = refs_needed and (kind in ("pretrain", "preferences", "ranked") or check and kind == "prompts")
+    messages_of, cids, splits, json_ids = parts.messages, keys.cids, keys.splits, keys.json_ids
     for index, record in enumerate(records):
         if record.kind not in accepted:
             continue
         made = build(record)
         if not made:
             continue
-        cid = f"{job.source}:{record.id}"
-        split = split_of(cid, job.seed, job.train, job.validation)
-        rid = f'"{record.id}"' if _PLAIN_ID.fullmatch(record.id) else json.dumps(record.id, ensure_ascii=False)
-        where = f'{prefix}, "line": {record.source_line}, "record_id": {rid}'
+        cid = cids[index]
+        where = f'{prefix}, "line": {record.source_line}, "record_id": {json_ids[index]}'
         for part in made:
-            turn = part.pop("turn", None)
-            part[id_column] = f"{cid}#{part.pop('suffix')}"
-            part["provenance"] = where + (f', "turn": {turn}}}' if turn is not None else "}")
-            part.update(consultation_id=cid, source=job.source, origin=job.origin, language=record.language)
-            part[SPLIT_COLUMN] = split
-            rows.append(part)
-            owners.append(index)
-    return rows, owners
+            turn = part.get("turn")
+            ids.append(f"{cid}#{part['suffix']}")
+            provenance.append(where + (f', "turn": {turn}}}' if turn is not None else "}"))
+            for name in fields:
+                extra[name].append(part.get(name))
+            own = messages_of(part["messages"]) if "messages" in part else []
+            msg_refs.append(own)
+            if answers:
+                key, checked = _answer_parts(kind, part, own, parts, check)
+                key_refs.append(key)
+                check_refs.append(checked)
+            elif refs_needed:
+                key_refs.append(own)
+                check_refs.append(own)
+        n = len(made)
+        owners += [index] * n
+        cid_col += [cid] * n
+        language += [record.language] * n
+        split_col += [splits[index]] * n
+    columns = {ID_COLUMN[kind]: ids, "consultation_id": cid_col, "source": [job.source] * len(ids),
+               "origin": [job.origin] * len(ids), "language": language, "provenance": provenance,
+               SPLIT_COLUMN: split_col, **extra}
+    return columns, {"messages": msg_refs, "key": key_refs, "check": check_refs}, owners
+
+
+def _answer_parts(kind: str, row: dict, messages: list[int], parts: PartTable,
+                  check: bool) -> tuple[list[int], list[int]]:
+    """A row's key parts and decontamination parts (see :func:`row_text`)."""
+    if kind == "pretrain":
+        key = messages + [parts.text(row["text"])]
+    elif kind == "preferences":
+        key = messages + [parts.text(row["chosen"]), parts.text(row["rejected"])]
+    elif kind == "ranked":
+        key = messages + [parts.text(r) for r in row["responses"]]
+    else:
+        key = messages
+    if check and kind == "prompts" and row.get("reference"):
+        return key, key + [parts.text(row["reference"])]
+    return key, key
+
+
+def _row_codes(codes: CodeBatch, rows: list[list[int]], drop_last: bool = False) -> CodeBatch:
+    """Each row's comparison text, gathered from the parts' codes: (parts, each + PART_END).
+
+    ``drop_last`` removes each row's final PART_END, which gives exactly :func:`row_text`'s
+    normalised text (what the n-gram windows of decontamination must see)."""
+    counts = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(counts.sum()))
+    seg_len, seg_start = codes.lengths[flat], codes.starts[flat]
+    seg_end = np.cumsum(seg_len)
+    # position in codes.codes of every gathered code point: a run of seg_len from seg_start per part
+    gather = np.arange(int(seg_end[-1]) if len(seg_end) else 0) + np.repeat(seg_start - (seg_end - seg_len), seg_len)
+    row_of = np.repeat(np.arange(len(rows)), counts)
+    lengths = np.bincount(row_of, weights=seg_len, minlength=len(rows)).astype(np.int64)
+    starts = np.cumsum(lengths) - lengths
+    if drop_last:
+        ends = (starts + lengths - 1)[lengths > 0]
+        keep = np.ones(len(gather), dtype=bool)
+        keep[ends] = False
+        gather = gather[keep]
+        lengths = np.maximum(lengths - 1, 0)
+        starts = np.cumsum(lengths) - lengths
+    return CodeBatch(codes=codes.codes[gather], starts=starts, lengths=lengths)
 
 
 def row_text(kind: str, row: dict, with_answers: bool) -> str:
-    """The text a row is compared on: its prompt (and, when asked, every answer in it)."""
-    parts = [f"{m['role']}\u241f{m['content']}" for m in row.get("messages") or []]
+    """The text a row is compared on: its prompt (and, when asked, every answer in it).
+    (The build gathers the same text from a :class:`PartTable`; this is its definition.)"""
+    parts = [f"{m['role']}{ROLE_MARK}{m['content']}" for m in row.get("messages") or []]
     if kind == "pretrain":
         parts.append(row["text"])
     elif kind == "preferences":
@@ -103,4 +270,4 @@ def row_text(kind: str, row: dict, with_answers: bool) -> str:
         parts += row["responses"]
     elif kind == "prompts" and with_answers and row.get("reference"):
         parts.append(row["reference"])
-    return "\u241e".join(parts)
+    return PART_END.join(parts)

@@ -67,6 +67,13 @@ def input_files(cfg: Config) -> list[Path]:
     return files
 
 
+def provides(cfg: Config) -> set[str]:
+    """The datasets this stage will write (the recipe's outputs after overrides), for the job
+    planner to check that every consumer finds what it reads before any work starts."""
+    resolved = load_recipe(find_recipe(cfg.recipe), cfg.overrides, cfg.variables, check_files=False)
+    return {name for name, out in resolved.recipe.outputs if out is not None}
+
+
 def run(cfg: Config, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
     """Generate the corpus if asked, build the recipe into ``out``; returns row counts and timings."""
     from data_recipes.build import build

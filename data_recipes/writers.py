@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 SPLITS = ("train", "validation", "test")
 ROW_GROUP = 8192
 
-_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+MESSAGE_FIELDS = [pa.field("role", pa.string()), pa.field("content", pa.string())]
+_MESSAGES = pa.list_(pa.struct(MESSAGE_FIELDS))
 SCHEMAS: dict[str, pa.Schema] = {
     "sft": pa.schema([("id", pa.string()), ("consultation_id", pa.string()), ("messages", _MESSAGES),
                       ("origin", pa.string()), ("source", pa.string()), ("language", pa.string()),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from medalign.config import ConfigError, StrictModel, line_of, load_mapping, validate_mapping
 
-from jobs.registry import MODEL_INPUTS, OPTIONAL_INPUTS, check_kind, default_inputs, validate_stage_config
+from jobs.registry import DATA_NEEDS, MODEL_INPUTS, OPTIONAL_INPUTS, check_kind, default_inputs, stage_module, validate_stage_config
 from jobs.schema import JobConfig, StageEntry
 
 
@@ -74,9 +74,33 @@ def load_plan(path: str | Path, overrides: list[str] | None = None) -> Plan:
             problems.extend(e.problems)
             continue
         stages[name] = PlannedStage(name=name, kind=kind, entry=entry, config=cfg, inputs=inputs)
+    problems += _missing_datasets(stages, path, data)
     if problems:
         raise ConfigError(problems)
     return Plan(job=job, source=path, stages=_topological(stages, path))
+
+
+def _missing_datasets(stages: dict[str, PlannedStage], source: Path, data: dict) -> list[str]:
+    """Problems where a stage reads a dataset (``prompts``, ``sft``...) that its upstream data
+    stage's recipe does not make (see ``DATA_NEEDS``); upstream kinds without ``provides`` are
+    not checked."""
+    problems = []
+    for name, st in stages.items():
+        for input_name, ref in st.inputs.items():
+            needs = DATA_NEEDS.get((st.kind, input_name))
+            upstream = stages.get(ref.stage) if ref.stage else None
+            if not needs or upstream is None:
+                continue
+            provides = getattr(stage_module(upstream.kind), "provides", None)
+            if provides is None:
+                continue
+            have = provides(upstream.config)
+            if not have & set(needs):
+                line = line_of(data, ("stages", name)) or line_of(data, ("stages", upstream.name))
+                problems.append(f"{source}:{line}: stages.{name}.inputs.{input_name}: {st.kind} reads "
+                                f"{' or '.join(needs)} from stage {upstream.name!r}, whose recipe makes only "
+                                f"{sorted(have)}; add outputs.{needs[0]} to the recipe")
+    return problems
 
 
 def _resolve_inputs(name: str, kind: str, entry: StageEntry, kinds: dict[str, str],

@@ -50,6 +50,22 @@ DEFAULT_INPUTS: dict[str, dict[str, tuple[str, ...]]] = {
 # (rsft scored by a judge, GRPO/RLOO on a programmatic reward need no reward model)
 OPTIONAL_INPUTS = frozenset({("rsft", "reward_model"), ("online_rl", "reward_model")})
 
+# (kind, input) -> datasets the stage reads from a ``data`` stage's directory (any one suffices);
+# checked at plan time against the recipe's outputs, so a recipe without ``prompts`` fails before
+# any work starts instead of after an hour of SFT
+DATA_NEEDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("bootstrap", "data"): ("sft",),
+    ("pretrain", "data"): ("pretrain",),
+    ("sft", "data"): ("sft",),
+    ("sample", "data"): ("prompts",),
+    ("ppo", "data"): ("prompts",),
+    ("rsft", "data"): ("prompts",),
+    ("online_rl", "data"): ("prompts",),
+    ("eval", "data"): ("prompts",),
+    ("reward_model", "pairs"): ("preferences", "ranked"),
+    ("dpo", "pairs"): ("preferences", "ranked"),
+}
+
 # inputs that name a model checkpoint: an upstream stage gives its out/model directory
 MODEL_INPUTS = frozenset({"model", "policy", "baseline", "backbone", "reward_model"})
 

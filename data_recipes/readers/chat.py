@@ -80,3 +80,8 @@ def _parse_alpaca(value: Any, where: Where) -> Record:
     turns = _system_turn(obj) + pair_history(obj)
     turns += [Turn("user", instruction_text(obj)), Turn("assistant", get_str(obj, "output").strip())]
     return _chat_record(obj, where, turns)
+
+
+# formats with one JSON record a line (when the file is JSONL): a byte range of lines can be
+# read on its own (readers/shards.py); format -> the function that parses one line's value
+LINE_PARSERS = {"sharegpt": _parse_sharegpt, "openai_messages": _parse_openai, "alpaca": _parse_alpaca}

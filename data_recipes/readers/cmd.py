@@ -87,3 +87,9 @@ def _parse_ranked(value: Any, where: Where) -> Record:
     history = message_turns(messages, "history", "role", "content", OPENAI_ROLES)
     return Record(id=own_id(obj, where), kind="ranked", turns=history + [Turn("user", question)],
                   responses=responses, ranks=list(ranks), response_sources=sources, meta=meta)
+
+
+# formats with one JSON record a line: a byte range of lines can be read on its own
+# (readers/shards.py); format -> the function that parses one line's value
+LINE_PARSERS = {"cmd_pretrain": _parse_pretrain, "cmd_finetune": _parse_finetune, "cmd_reward": _parse_reward,
+                "ranked_jsonl": _parse_ranked}

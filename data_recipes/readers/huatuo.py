@@ -92,3 +92,8 @@ def _parse_case(value: Any, where: Where) -> Record:
 
 
 __all__ = ["read_huatuo_sft", "read_kuake_qic", "read_huatuo_meddialog_cases"]
+
+
+# formats with one JSON record a line: a byte range of lines can be read on its own
+# (readers/shards.py); format -> the function that parses one line's value
+LINE_PARSERS = {"huatuo_sft": _parse_sft}

@@ -25,6 +25,14 @@ _LABEL = re.compile(
     r"(?:([\u4e00-\u9fff]{2,12})(?:（[^）]*）|\([^)]*\))?|(" + "|".join(EN_LABELS) + r"))[ \t]*[:：][ \t]*(.*)",
     re.IGNORECASE,
 )
+# The same, found anywhere in a text: after a newline and blanks, the value part up to the end of
+# that line (the parenthesised note cannot span lines). Matched in "\n" + text: a literal first
+# character lets the regex engine skip to candidates ("^" with MULTILINE tries every position).
+_LABEL_LINE = re.compile(
+    r"\n[^\S\n]*(?:([\u4e00-\u9fff]{2,12})(?:（[^）\n]*）|\([^)\n]*\))?|(" + "|".join(EN_LABELS)
+    + r"))[ \t]*[:：][ \t]*(.*)",
+    re.IGNORECASE,
+)
 DIAGNOSIS_LABELS = ("病情摘要及初步印象", "疾病诊断", "初步诊断", "初步判断", "诊断",
                     "summary and initial impression", "diagnosis")
 
@@ -43,23 +51,29 @@ def clean_lines(text: str) -> str:
 
 def parse_labelled(text: str) -> dict[str, str]:
     """Label -> value (its lines stripped, blank ones dropped); English labels lower-cased; the
-    first occurrence of a label wins."""
+    first occurrence of a label wins. Text before the first label is ignored."""
     fields: dict[str, str] = {}
-    current, value = None, []
-    for line in text.split("\n"):
-        line = line.strip()
-        match = _LABEL.match(line) if ("：" in line or ":" in line) else None
-        if match:
-            if current is not None:
-                fields[current] = "\n".join(value)
-            label = match.group(1) or match.group(2).lower()
-            current = None if label in fields else label
-            value = [match.group(3)] if match.group(3) else []
-        elif current is not None and line:
-            value.append(line)
+    current, first, start = None, "", 0
+    text = "\n" + text
+    for match in _LABEL_LINE.finditer(text):
+        if current is not None:
+            fields[current] = _value(first, text[start:match.start()])
+        label = match.group(1) or match.group(2).lower()
+        current = None if label in fields else label
+        first, start = match.group(3).rstrip(), match.end()
     if current is not None:
-        fields[current] = "\n".join(value)
+        fields[current] = _value(first, text[start:])
     return fields
+
+
+def _value(first: str, rest: str) -> str:
+    """A label's value: the text after its colon, then the following lines, stripped, blank ones dropped."""
+    rest = rest.strip()
+    if "\n" not in rest:                      # the common case: one line of value, or none
+        return first + "\n" + rest if first and rest else first or rest
+    lines = [first] if first else []
+    lines += [line.strip() for line in rest.split("\n") if line and not line.isspace()]
+    return "\n".join(lines)
 
 
 def diagnosis_from(fields: dict[str, str]) -> str | None:

@@ -17,12 +17,14 @@ fields when needed), ``diagnosis_and_suggestions`` (text), ``diagnosis``, ``dial
 Quarantined, with the line of the problem: a block without an ``id=`` line (text before the first
 id, or a URL after a blank line with no id before it), undecodable bytes, an unknown speaker tag
 (another participant's tag alone on a line, e.g. ``护士：`` or ``Nurse:``, from
-``speakers.OTHER_SPEAKERS``; headings such as ``建议：`` stay in the utterance), an empty utterance, text before the first tag,
-no Dialogue section, no doctor turn or no patient turn.
+``speakers.OTHER_SPEAKERS``; headings such as ``建议：`` stay in the utterance), an empty
+utterance, text before the first tag, no Dialogue section, no doctor turn or no patient turn.
 
-Speed: the file is read in 1 MiB chunks and cut into consultations with ``bytes.find``; each
-consultation is decoded once and split into sections and turns with ``str.find`` and one regex
-scan of its dialogue (no Python loop per line). Section headers and ``id=`` must start their line.
+Speed: the file is read in 1 MiB chunks; a chunk (up to its last complete ``id=`` line) is
+decoded at once and cut into consultations with one regex scan; a consultation is split into
+sections with one ``re.split`` and its dialogue into turns with another (no Python loop per
+line). Section headers and ``id=`` must start their line. :func:`read_meddialog_raw_range` reads
+a byte range (a shard, readers/shards.py) with the same result as reading the file whole.
 """
 
 from __future__ import annotations
@@ -40,13 +42,25 @@ from data_recipes.readers.streams import bad_bytes_reason, quarantine
 from data_recipes.records import Quarantined, Record, Turn
 
 CHUNK_BYTES = 1 << 20
-_ID_LINE = re.compile(rb"id[ \t]*=[ \t]*\d+[ \t]*\r?(?:\n|$)")        # matched where a line starts "id="
+ID_LINE = re.compile(rb"id[ \t]*=[ \t]*\d+[ \t]*\r?(?:\n|$)")        # matched where a line starts "id="
+# the same, in decoded text: the newline before an id= line (its end is where a block is cut)
+_ID_LINE_TEXT = re.compile(r"\nid(?=[ \t]*=[ \t]*[0-9]+[ \t]*\r?(?:\n|\Z))")
+_ASCII_WS = " \t\n\r\x0b\x0c"                   # what bytes.strip() strips
 _ID = re.compile(r"\s*id[ \t]*=[ \t]*(\d+)[ \t]*(?:\n|$)")
 _HEADERS = {"Doctor faculty": "faculty", "Description": "description", "Dialogue": "dialogue",
             "Diagnosis and suggestions": "diagnosis"}
 _TRAILING_WS = re.compile(r"[ \t]+(?=\n)")
-_TAG = re.compile(r"^[ \t]*(病人|患者|医生|大夫|[Pp]atient|[Dd]octor|PATIENT|DOCTOR)[ \t]*[:：][ \t]*(.*)$",
-                  re.MULTILINE)
+# A header alone on its line. All start with "D": the literal "\nD" lets the regex engine skip to
+# candidates, so the group holds the header without its "D".
+_HEADER_LINE = re.compile(r"\nD(" + "|".join(h[1:] for h in _HEADERS) + r")(?=\n)")
+_HEADER_TAILS = {header[1:]: name for header, name in _HEADERS.items()}
+# A known speaker tag at the start of a line, with the newline before it (a literal first
+# character lets the regex engine skip to candidates; "^" with MULTILINE tries every position).
+_TAG_SPLIT = re.compile(r"\n[ \t]*(病人|患者|医生|大夫|[Pp]atient|[Dd]octor|PATIENT|DOCTOR)[ \t]*[:：][ \t]*")
+_TAG_ROLES = {spelling: MEDDIALOG_ROLES[spelling.lower()] for spelling in
+              ("病人", "患者", "医生", "大夫", "Patient", "patient", "PATIENT", "Doctor", "doctor", "DOCTOR")}
+_TAG_LANGUAGES = {spelling: tag_language(spelling) for spelling in _TAG_ROLES}
+_LINE_END = ("", "\n")
 # Another participant's tag alone on a line ("护士：", "Nurse:"): an unknown speaker.
 _UNKNOWN_TAG = re.compile(r"^[ \t]*(" + "|".join(OTHER_SPEAKERS) + r")[ \t]*[:：][ \t]*$",
                           re.MULTILINE | re.IGNORECASE)
@@ -62,15 +76,20 @@ class _BlockError(RecordError):
 
 def read_meddialog_raw(path: str | Path, *, language: str | None = None) -> Iterator[Record | Quarantined]:
     """Stream the consultations of a MedDialog raw text file (see the module docstring)."""
-    for start, data in _raw_blocks(path):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            yield _bad_bytes(path, start, data)
+    return read_meddialog_raw_range(path, 0, None, 1, language)
+
+
+def read_meddialog_raw_range(path: str | Path, start: int, end: int | None, line: int,
+                             language: str | None = None) -> Iterator[Record | Quarantined]:
+    """The consultations between byte ``start`` (an ``id=`` line start, or 0) and byte ``end``
+    (the next one's, or None: the end of the file); ``line``: the line number at ``start``.
+    Reading a file in such ranges gives exactly what reading it whole gives (readers/shards.py)."""
+    for start, text in _blocks(path, start, end, line):
+        if isinstance(text, bytes):
+            yield _bad_bytes(path, start, text)
             continue
-        text = _normalise(text)
         for offset, part in _split_orphans(text):
-            line = start + text.count("\n", 0, offset)
+            line = start + text.count("\n", 0, offset) if offset else start
             try:
                 yield _consultation(path, line, part, language)
             except _BlockError as error:
@@ -86,27 +105,77 @@ def _normalise(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def _raw_blocks(path: str | Path) -> Iterator[tuple[int, bytes]]:
-    """(line number of its first line, bytes) of each consultation: text from one ``id=`` line
-    to the next. Leading text before the first id comes out as its own block."""
-    buf, line = b"", 1
+def _blocks(path: str | Path, start: int = 0, end: int | None = None,
+            line: int = 1) -> Iterator[tuple[int, str | bytes]]:
+    """(line number of its first line, normalised text) of each consultation: text from one
+    ``id=`` line to the next; the raw bytes instead of the text when they are not UTF-8. Leading
+    text before the first id comes out as its own block.
+
+    The file is read in chunks; everything up to a chunk's last complete ``id=`` line is decoded
+    at once (and cut with one regex scan), so a consultation costs no decode call of its own."""
+    buf, left = b"", None if end is None else end - start
     with open(path, "rb") as f:
+        f.seek(start)
         while True:
-            data = f.read(CHUNK_BYTES)
-            if line == 1 and not buf and data.startswith(b"\xef\xbb\xbf"):
+            data = f.read(CHUNK_BYTES if left is None else min(CHUNK_BYTES, left))
+            if left is not None:
+                left -= len(data)
+            if start == 0 and not buf and data.startswith(b"\xef\xbb\xbf"):
                 data = data[3:]
+            start = -1                                 # the BOM can only be at the very start
             buf += data
             eof = not data
-            cuts = _id_line_starts(buf, eof) + ([len(buf)] if eof else [])
-            prev = 0
-            for cut in cuts:
-                if buf[prev:cut].strip():
-                    yield line, buf[prev:cut]
-                line += buf.count(b"\n", prev, cut)
-                prev = cut
-            buf = buf[prev:]
+            cut = len(buf) if eof else _last_id_line_start(buf)
+            if cut:
+                try:
+                    text = buf[:cut].decode("utf-8")
+                except UnicodeDecodeError:
+                    yield from _byte_blocks(buf[:cut], line)
+                    line += buf.count(b"\n", 0, cut)
+                else:
+                    yield from _text_blocks(text, line)
+                    line += text.count("\n")
+                buf = buf[cut:]
             if eof:
                 return
+
+
+def _text_blocks(text: str, line: int) -> Iterator[tuple[int, str]]:
+    """The consultations of decoded text that ends where a block ends."""
+    messy = "\r" in text or " \n" in text or "\t\n" in text      # only then normalise block by block
+    prev = 0
+    for cut in [m.start() + 1 for m in _ID_LINE_TEXT.finditer(text)] + [len(text)]:
+        block = text[prev:cut]
+        if block.startswith("id") or block.strip(_ASCII_WS):
+            yield line, _normalise(block) if messy or not block.endswith("\n") else block
+        line += block.count("\n")
+        prev = cut
+
+
+def _byte_blocks(buf: bytes, line: int) -> Iterator[tuple[int, str | bytes]]:
+    """The consultations of bytes with an undecodable byte somewhere: each decoded on its own."""
+    prev = 0
+    for cut in _id_line_starts(buf, True) + [len(buf)]:
+        data = buf[prev:cut]
+        if data.strip():
+            try:
+                yield line, _normalise(data.decode("utf-8"))
+            except UnicodeDecodeError:
+                yield line, data
+        line += buf.count(b"\n", prev, cut)
+        prev = cut
+
+
+def _last_id_line_start(buf: bytes) -> int:
+    """Offset of the last complete ``id=N`` line after the first byte (0: none yet). An id line
+    touching the end of the buffer may be incomplete and is left for the next chunk."""
+    at = buf.rfind(b"\nid")
+    while at >= 0:
+        match = ID_LINE.match(buf, at + 1)
+        if match and match.end() < len(buf):
+            return at + 1
+        at = buf.rfind(b"\nid", 0, at)
+    return 0
 
 
 def _id_line_starts(buf: bytes, eof: bool) -> list[int]:
@@ -115,7 +184,7 @@ def _id_line_starts(buf: bytes, eof: bool) -> list[int]:
     starts = []
     at = buf.find(b"\nid", 0)
     while at >= 0:
-        match = _ID_LINE.match(buf, at + 1)
+        match = ID_LINE.match(buf, at + 1)
         if match and (eof or match.end() < len(buf)):
             starts.append(at + 1)
         at = buf.find(b"\nid", at + 1)
@@ -133,15 +202,8 @@ def _bad_bytes(path, start: int, data: bytes) -> Quarantined:
 
 def _header_marks(text: str, begin: int) -> list[tuple[int, int, str]]:
     """(header line offset, body offset, section name) of every section header, in text order."""
-    marks = []
-    for header, name in _HEADERS.items():
-        needle = "\n" + header + "\n"
-        at = text.find(needle, max(begin - 1, 0))
-        while at >= 0:
-            marks.append((at + 1, at + len(needle), name))
-            at = text.find(needle, at + 1)
-    marks.sort()
-    return marks
+    return [(m.start() + 1, m.end() + 1, _HEADER_TAILS[m.group(1)])
+            for m in _HEADER_LINE.finditer(text, max(begin - 1, 0))]
 
 
 def _split_orphans(text: str) -> list[tuple[int, str]]:
@@ -175,54 +237,66 @@ def _consultation(path, line: int, text: str, language: str | None) -> Record:
         section_turns, lang = _dialogue(body, offset, cid)
         turns += section_turns
         tag_lang = tag_lang or lang
-    try:
-        require_dialogue_roles(turns, f"consultation id={cid}")
-    except RecordError as error:
-        raise _BlockError(0, str(error)) from None
+    roles = {t.role for t in turns}
+    if "user" not in roles or "assistant" not in roles:
+        try:
+            require_dialogue_roles(turns, f"consultation id={cid}")
+        except RecordError as error:
+            raise _BlockError(0, str(error)) from None
     record = Record(id=cid, kind="dialogue", turns=turns, meta=_meta(sections), source_file=str(path),
-                    source_line=line + text.count("\n", 0, first))
+                    source_line=line + text.count("\n", 0, first) if first else line)
     record.language = language or tag_lang or record_language(record)
     return record
 
 
 def _sections(text: str, begin: int) -> dict[str, list]:
-    """Section name -> [(offset, body text), ...]; plus ``preamble`` (text before the first)."""
-    found: dict[str, list] = {"faculty": [], "description": [], "dialogue": [], "diagnosis": []}
-    marks = _header_marks(text, begin)
-    found["preamble"] = text[begin:marks[0][0] if marks else len(text)]
-    for i, (_, body_start, name) in enumerate(marks):
-        end = marks[i + 1][0] if i + 1 < len(marks) else len(text)
-        found[name].append((body_start, text[body_start:end]))
+    """Section name -> [(offset, body text), ...]; plus ``preamble`` (text before the first).
+
+    One ``split`` at the header lines; a body keeps the newline that ends its header line (so
+    ``offset`` is where that newline is) and the one that ends its last line."""
+    base = begin - 1                       # the newline that ends the id= line
+    parts = _HEADER_LINE.split(text[base:])
+    found: dict = {"faculty": [], "description": [], "dialogue": [], "diagnosis": [], "preamble": parts[0]}
+    at, last = base + len(parts[0]), len(parts) - 2
+    for i in range(1, len(parts), 2):
+        body = parts[i + 1]
+        at += 2 + len(parts[i])                     # "\nD" + the rest of the header
+        found[_HEADER_TAILS[parts[i]]].append((at, body if i == last else body + "\n"))
+        at += len(body)
     return found
 
 
 def _dialogue(body: str, offset: int, cid: str) -> tuple[list[Turn], str | None]:
-    """Turns of one Dialogue section; errors carry the offset of the offending line."""
-    tags = list(_TAG.finditer(body))
+    """Turns of one Dialogue section (``body`` starts with the newline ending its header line);
+    errors carry the offset of the offending line.
+
+    ``_TAG_SPLIT.split`` gives [text before the first tag, tag, utterance, tag, utterance, ...],
+    where an utterance is the rest of its tag's line and the lines up to the next tag."""
+    parts = _TAG_SPLIT.split(body)
+    tags, texts = parts[1::2], parts[2::2]
     colon_lines = body.count("：\n") + body.count(":\n")
-    if colon_lines > sum(1 for tag in tags if not tag.group(2)):   # some other line ends in a colon
+    if colon_lines and colon_lines > sum(1 for t in texts if t[:1] in _LINE_END):  # another line ends in a colon
         unknown = _UNKNOWN_TAG.search(body)
         if unknown:
             raise _BlockError(offset + unknown.start(),
                               f"unknown speaker tag {unknown.group(0).strip()!r} in consultation id={cid}")
-    head = body[: tags[0].start()] if tags else body
-    if head.strip():
+    head = parts[0]
+    if head and not head.isspace():
         raise _BlockError(offset + len(head) - len(head.lstrip()),
                           f"dialogue text before any speaker tag in consultation id={cid}")
-    turns = []
-    for i, tag in enumerate(tags):
-        end = tags[i + 1].start() if i + 1 < len(tags) else len(body)
-        content = clean_lines(tag.group(2) + body[tag.end():end])
-        if not content:
-            raise _BlockError(offset + tag.start(),
-                              f"empty utterance after {tag.group(1)!r} tag in consultation id={cid}")
-        turns.append(Turn(MEDDIALOG_ROLES[tag.group(1).lower()], content))
-    return turns, tag_language(tags[0].group(1)) if tags else None
+    contents = [t if "\n" not in t else clean_lines(t) for t in map(str.strip, texts)]
+    if "" in contents:
+        i = contents.index("")
+        at = [m.start() + 1 for m in _TAG_SPLIT.finditer(body)][i]
+        raise _BlockError(offset + at, f"empty utterance after {tags[i]!r} tag in consultation id={cid}")
+    return list(map(Turn, map(_TAG_ROLES.__getitem__, tags), contents)), _TAG_LANGUAGES[tags[0]] if tags else None
 
 
 def _meta(sections: dict) -> dict:
     meta: dict = {"dialogue_blocks": len(sections["dialogue"])}
-    preamble = [line.strip() for line in sections["preamble"].split("\n") if line.strip()]
+    preamble = sections["preamble"].strip()
+    preamble = [line.strip() for line in preamble.split("\n") if line.strip()] if "\n" in preamble else \
+        [preamble] if preamble else []
     if preamble and preamble[0].startswith("http"):
         meta["url"] = preamble.pop(0)
     if sections["faculty"]:
@@ -242,4 +316,4 @@ def _meta(sections: dict) -> dict:
     return meta
 
 
-__all__ = ["read_meddialog_raw"]
+__all__ = ["read_meddialog_raw", "read_meddialog_raw_range"]

@@ -46,10 +46,16 @@ def bad_bytes_reason(error: UnicodeDecodeError) -> str:
     return f"undecodable bytes (invalid UTF-8 at byte {error.start} of the line)"
 
 
-def iter_lines(path: str | Path) -> Iterator[tuple[int, str] | Quarantined]:
-    """Every line of a UTF-8 text file, newline stripped; an undecodable line is quarantined."""
+def iter_lines(path: str | Path, byte_range: tuple[int, int, int] | None = None
+               ) -> Iterator[tuple[int, str] | Quarantined]:
+    """Every line of a UTF-8 text file, newline stripped; an undecodable line is quarantined.
+
+    ``byte_range=(start, end, line)`` reads only the lines from byte ``start`` (a line start)
+    up to byte ``end`` (exclusive; a line start or the end of the file), numbered from ``line``."""
+    start, end, first = byte_range or (0, None, 1)
     with open(path, "rb") as f:
-        for line_no, data in enumerate(f, 1):
+        f.seek(start)
+        for line_no, data in enumerate(_lines_until(f, None if end is None else end - start), first):
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -60,9 +66,23 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str] | Quarantined]:
             yield line_no, text.rstrip("\r\n")
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any, str] | Quarantined]:
-    """Every JSON value of a JSONL file with its line; bad JSON lines are quarantined."""
-    for item in iter_lines(path):
+def _lines_until(f, size: int | None) -> Iterator[bytes]:
+    """The lines of an open binary file, stopping after ``size`` bytes (None: the end)."""
+    if size is None:
+        yield from f
+        return
+    for data in f:
+        yield data
+        size -= len(data)
+        if size <= 0:
+            return
+
+
+def iter_jsonl(path: str | Path, byte_range: tuple[int, int, int] | None = None
+               ) -> Iterator[tuple[int, Any, str] | Quarantined]:
+    """Every JSON value of a JSONL file with its line; bad JSON lines are quarantined.
+    ``byte_range``: see :func:`iter_lines`."""
+    for item in iter_lines(path, byte_range):
         if isinstance(item, Quarantined):
             yield item
             continue

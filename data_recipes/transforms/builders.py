@@ -29,8 +29,17 @@ def _record_messages(record: Record) -> list[dict]:
 
 def _answered_turns(turns: list[Turn]) -> list[int]:
     """Indices of assistant turns that follow a user turn (the replies a model can learn)."""
-    return [i for i, t in enumerate(turns)
-            if t.role == "assistant" and i > 0 and turns[i - 1].role == "user"]
+    roles = [t.role for t in turns]
+    return [i for i in range(1, len(roles)) if roles[i] == "assistant" and roles[i - 1] == "user"]
+
+
+def _record_answered(record: Record) -> list[int]:
+    """:func:`_answered_turns` of the record, computed once and shared like its messages."""
+    cached = record.__dict__.get("_answered")
+    if cached is None or record.__dict__.get("_answered_of") is not record.turns:
+        cached = record.__dict__["_answered"] = _answered_turns(record.turns)
+        record.__dict__["_answered_of"] = record.turns
+    return cached
 
 
 # --- SFT -----------------------------------------------------------------------------------
@@ -43,13 +52,13 @@ def per_turn_examples(record: Record) -> list[dict]:
     """
     messages = _record_messages(record)
     return [{"suffix": f"t{k}", "messages": messages[: i + 1], "turn": k}
-            for k, i in enumerate(_answered_turns(record.turns))]
+            for k, i in enumerate(_record_answered(record))]
 
 
 def whole_conversation(record: Record) -> list[dict]:
     """One example per dialogue, up to its last doctor turn; trained with an assistant-only loss
     (every assistant message is a target; the SFT stage applies the mask)."""
-    answered = _answered_turns(record.turns)
+    answered = _record_answered(record)
     if not answered:
         return []
     return [{"suffix": "conv", "messages": _record_messages(record)[: answered[-1] + 1], "turn": None}]
@@ -110,7 +119,7 @@ def per_turn_prompts(record: Record) -> list[dict]:
     """Every doctor turn as a prompt (history ending with the patient) with its reply as reference."""
     if record.kind in ("preference", "ranked"):
         return _reward_prompt(record)
-    answered = list(enumerate(_answered_turns(record.turns)))
+    answered = list(enumerate(_record_answered(record)))
     return _prompt_rows(record, answered) + _unanswered(record)
 
 
@@ -122,7 +131,7 @@ def final_turn_prompt(record: Record) -> list[dict]:
     open_prompt = _unanswered(record)
     if open_prompt:
         return open_prompt
-    answered = list(enumerate(_answered_turns(record.turns)))
+    answered = list(enumerate(_record_answered(record)))
     return _prompt_rows(record, answered[-1:])
 
 
@@ -130,7 +139,7 @@ def first_turn_prompt(record: Record) -> list[dict]:
     """One prompt per record: the opening patient message, the doctor's first reply as reference."""
     if record.kind in ("preference", "ranked"):
         return _reward_prompt(record)
-    answered = list(enumerate(_answered_turns(record.turns)))
+    answered = list(enumerate(_record_answered(record)))
     return _prompt_rows(record, answered[:1]) or _unanswered(record)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_recipes.transforms.shingles import encode_batch, window_hashes
+from data_recipes.transforms.shingles import CodeBatch, encode_batch, window_hashes
 
 
 class EvalNgramIndex:
@@ -45,10 +45,14 @@ class EvalNgramIndex:
 
     def contaminated(self, texts: list[str]) -> np.ndarray:
         """(B,) bool: which training texts share an n-gram with the evaluation texts."""
-        hit = np.zeros(len(texts), dtype=bool)
-        if not len(self._keys) or not texts:
+        return self.contaminated_codes(encode_batch(texts))
+
+    def contaminated_codes(self, batch: CodeBatch) -> np.ndarray:
+        """:meth:`contaminated` for texts already normalised into a :class:`CodeBatch`."""
+        hit = np.zeros(len(batch), dtype=bool)
+        if not len(self._keys) or not len(batch):
             return hit
-        wh = window_hashes(encode_batch(texts), self.n)
+        wh = window_hashes(batch, self.n)
         pos = np.minimum(np.searchsorted(self._keys, wh.hashes), len(self._keys) - 1)
         found = self._keys[pos] == wh.hashes
         hit[wh.doc[found]] = True

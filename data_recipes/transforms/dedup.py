@@ -14,9 +14,12 @@ signature into ``bands`` bands of ``num_perm / bands`` rows; records sharing a b
 candidates, and a candidate is a duplicate only when the full-signature estimate reaches the
 threshold (so template-like but different records are not removed).
 
-Memory per record: 8 bytes (exact key) + 12 per new band key (<= 12 * bands) + 4 * num_perm
-(signature, kept for verification). With the defaults (64 bins, 16 bands) that is at most
-456 bytes per record; the build report gives the measured figure.
+The key indexes are hash tables (keyindex.HashKeyIndex: one or two memory accesses per lookup at
+any size; a binary search into 16 M sorted band keys, which a 1 M-consultation build makes, cost
+~10x more). Memory per record: 24-48 bytes per distinct key (a table is between a quarter and
+half full) - the exact key and up to ``bands`` band keys - + 4 * num_perm (the signature, kept for
+verification). With the defaults (64 bins, 16 bands) that is at most ~1 KB per record, ~0.7 KB
+typically; the build report gives the measured figure.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_recipes.transforms.keyindex import MISSING, SignatureStore, SortedKeyIndex
+from data_recipes.transforms.keyindex import MISSING, SignatureStore, HashKeyIndex
 from data_recipes.transforms.shingles import CodeBatch, encode_batch, exact_keys, splitmix64, window_hashes
 
 KEEP, EXACT, NEAR = 0, 1, 2
@@ -54,14 +57,18 @@ def _densify(sig: np.ndarray) -> np.ndarray:
     if not empty.any():
         return sig
     rows, k = sig.shape
-    cols = np.arange(k)
-    idx = np.where(empty, 2 * k, cols)
-    doubled = np.concatenate([idx, np.where(idx < k, idx + k, 2 * k)], axis=1)
-    nxt = np.minimum.accumulate(doubled[:, ::-1], axis=1)[:, ::-1][:, :k]
-    nxt = np.minimum(nxt, 2 * k - 1)  # a text always has >= 1 shingle; guard anyway
-    dist = (nxt - cols).astype(np.uint32)
-    filled = sig[np.arange(rows)[:, None], nxt % k] + dist * _ROTATION
-    return np.where(empty, filled, sig)
+    cols = np.arange(k, dtype=np.int32)
+    # the next non-empty bin at or after each bin, within the row (2k: none) ...
+    nxt = np.where(empty, np.int32(2 * k), cols)
+    nxt = np.minimum.accumulate(nxt[:, ::-1], axis=1)[:, ::-1]
+    # ... and past the row's end, circularly: the row's first non-empty bin, k further on
+    nxt = np.where(nxt < k, nxt, nxt[:, :1] + np.int32(k))
+    nxt = np.minimum(nxt, np.int32(2 * k - 1))  # a text always has >= 1 shingle; guard anyway
+    r, c = np.nonzero(empty)
+    to = nxt[r, c].astype(np.int64)
+    filled = sig.copy()
+    filled[r, c] = sig[r, to % k] + (to - c).astype(np.uint32) * _ROTATION
+    return filled
 
 
 _BAND_MIX = splitmix64(np.arange(1, 257, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
@@ -92,16 +99,14 @@ def dedup_keys(texts: list[str], near: bool, num_perm: int = 64, shingle: int = 
     return DedupKeys(exact=exact_keys(batch), signatures=sigs)
 
 
-def first_occurrence(index: SortedKeyIndex, keys: np.ndarray) -> np.ndarray:
+def first_occurrence(index: HashKeyIndex, keys: np.ndarray) -> np.ndarray:
     """(B,) bool: True where a key occurs for the first time (not in ``index``, not earlier in
-    the batch). The new keys are inserted, so the next batch sees them."""
-    found = index.lookup(keys) != MISSING
-    _, first = np.unique(keys, return_index=True)
-    first_in_batch = np.zeros(len(keys), dtype=bool)
-    first_in_batch[first] = True
-    is_first = first_in_batch & ~found
-    index.insert_new(keys[is_first], np.zeros(int(is_first.sum()), dtype=np.uint32))
-    return is_first
+    the batch). The new keys are inserted (value: position in the batch), so the next batch sees them."""
+    new = index.lookup(keys) == MISSING
+    position = np.flatnonzero(new)
+    index.insert_new(keys[new], position.astype(np.uint32))      # the first occurrence wins
+    new[position] = index.lookup(keys[new]) == position
+    return new
 
 
 class Deduplicator:
@@ -117,8 +122,8 @@ class Deduplicator:
             raise ValueError(f"num_perm={num_perm} is not a multiple of bands={bands}")
         self.exact, self.near = exact, near
         self.threshold, self.num_perm, self.bands = threshold, num_perm, bands
-        self._exact_index = SortedKeyIndex()
-        self._band_index = SortedKeyIndex()
+        self._exact_index = HashKeyIndex()
+        self._band_index = HashKeyIndex()
         self._signatures = SignatureStore(num_perm)
         self.records_seen = 0
 
@@ -149,13 +154,12 @@ class Deduplicator:
         bkeys = band_keys(sigs, self.bands) ^ salt[:, None]
         cand = self._band_index.lookup(bkeys).astype(np.int64)          # (B, bands) record ids
         missing = cand == int(MISSING)
-        # keys not in the index: the first record of this batch holding the key is the candidate
-        flat = bkeys.ravel()
-        _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
-        first_row = (first // self.bands)[inverse].reshape(bkeys.shape)
-        rows = np.arange(len(sigs))[:, None]
-        in_batch = missing & (first_row < rows)
-        cand = np.where(missing, np.where(in_batch, ids[first_row], -1), cand)
+        # keys not in the index go in now, the first record of this batch holding a key winning;
+        # that record is the candidate of the later ones
+        mids = np.broadcast_to(ids[:, None], bkeys.shape)[missing]
+        self._band_index.insert_new(bkeys[missing], mids)
+        holder = self._band_index.lookup(bkeys[missing]).astype(np.int64)
+        cand[missing] = np.where(holder < mids, holder, -1)
         has = cand >= 0
         similar = np.zeros(cand.shape, dtype=bool)
         if has.any():
@@ -163,6 +167,4 @@ class Deduplicator:
             other = self._signatures.get(cand[r, b])
             est = (other == sigs[r]).mean(axis=1)
             similar[r, b] = est >= self.threshold
-        new = missing & ~in_batch
-        self._band_index.insert_new(flat[new.ravel()], np.broadcast_to(ids[:, None], bkeys.shape)[new])
         return similar.any(axis=1)

@@ -34,15 +34,15 @@ class FilterLength(StrictModel):
 
 def filter_length(record: Record, spec: FilterLength, counts: Counter) -> Record | Drop:
     """Keep the record only when every text field's length is within bounds."""
-    texts = record_texts(record)
-    if any(len(t) < spec.min_chars for t in texts):
+    lengths = list(map(len, record_texts(record)))
+    if lengths and min(lengths) < spec.min_chars:
         return Drop(f"text shorter than min_chars={spec.min_chars}")
-    if spec.max_chars is not None and any(len(t) > spec.max_chars for t in texts):
+    if spec.max_chars is not None and lengths and max(lengths) > spec.max_chars:
         return Drop(f"text longer than max_chars={spec.max_chars}")
-    if spec.max_total_chars is not None and sum(map(len, texts)) > spec.max_total_chars:
+    if spec.max_total_chars is not None and sum(lengths) > spec.max_total_chars:
         return Drop(f"record longer than max_total_chars={spec.max_total_chars}")
-    if record.kind in ("dialogue", "qa") and spec.min_assistant_turns:
-        if sum(t.role == "assistant" for t in record.turns) < spec.min_assistant_turns:
+    if spec.min_assistant_turns and record.kind in ("dialogue", "qa"):
+        if [t.role for t in record.turns].count("assistant") < spec.min_assistant_turns:
             return Drop(f"fewer than min_assistant_turns={spec.min_assistant_turns} assistant turns")
     return record
 

@@ -65,14 +65,21 @@ def normalise_text(text: str) -> str:
     return batch.codes.tobytes().decode("utf-32-le")
 
 
+def concat_batches(batches: list[CodeBatch]) -> CodeBatch:
+    """One CodeBatch holding the texts of several, in order."""
+    lengths = np.concatenate([b.lengths for b in batches])
+    return CodeBatch(codes=np.concatenate([b.codes for b in batches]), starts=np.cumsum(lengths) - lengths,
+                     lengths=lengths)
+
+
 def exact_keys(batch: CodeBatch) -> np.ndarray:
     """64-bit blake2b of each normalised text: (B,) uint64 exact-duplicate keys."""
-    data = memoryview(batch.codes.tobytes())
-    out = np.empty(len(batch), dtype=np.uint64)
-    for i, (start, length) in enumerate(zip(batch.starts.tolist(), batch.lengths.tolist())):
-        digest = hashlib.blake2b(data[4 * start: 4 * (start + length)], digest_size=8).digest()
-        out[i] = int.from_bytes(digest, "little")
-    return out
+    data = memoryview(batch.codes).cast("B")
+    starts = (4 * batch.starts).tolist()
+    ends = (4 * (batch.starts + batch.lengths)).tolist()
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(data[a:b], digest_size=8).digest() for a, b in zip(starts, ends)])
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:

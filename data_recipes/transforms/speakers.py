@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from operator import eq
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +38,9 @@ def merge_consecutive_speakers(record: Record, spec: MergeConsecutiveSpeakers,
                                counts: Counter) -> Record | Drop:
     """Join runs of same-role turns: [user a, user b, assistant c] -> [user "a<sep>b", assistant c]."""
     if len(record.turns) < 2:
+        return record
+    roles = [t.role for t in record.turns]
+    if not any(map(eq, roles, roles[1:])):      # the common case: speakers already alternate
         return record
     merged = [Turn(record.turns[0].role, record.turns[0].content)]
     for turn in record.turns[1:]:
@@ -69,10 +73,11 @@ class NormalizeRoles(StrictModel):
 def normalize_roles(record: Record, spec: NormalizeRoles, counts: Counter) -> Record | Drop:
     """Strip leftover speaker tags, drop empty and leading assistant turns, set the system turn."""
     turns = []
+    strip_tags, drop_system = spec.strip_speaker_tags, spec.drop_system or spec.system_prompt is not None
     for turn in record.turns:
         content = turn.content.strip()
         head = content[:12]
-        if spec.strip_speaker_tags and turn.role != "system" and ("：" in head or ":" in head):
+        if strip_tags and ("：" in head or ":" in head) and turn.role != "system":
             stripped = _TAG.sub("", content, count=1)
             if stripped != content:
                 counts["stripped_tags"] += 1
@@ -80,18 +85,19 @@ def normalize_roles(record: Record, spec: NormalizeRoles, counts: Counter) -> Re
         if not content:
             counts["dropped_empty_turns"] += 1
             continue
-        if turn.role == "system" and (spec.drop_system or spec.system_prompt is not None):
+        if drop_system and turn.role == "system":
             continue
-        turns.append(Turn(turn.role, content))
-    if spec.drop_leading_assistant:
-        first_user = next((i for i, t in enumerate(turns) if t.role == "user"), len(turns))
-        leading = {i for i in range(first_user) if turns[i].role == "assistant"}
-        if leading:
-            counts["dropped_leading_assistant"] += len(leading)
-            turns = [t for i, t in enumerate(turns) if i not in leading]
+        # an unchanged turn is kept as is (str.strip returns the same object when nothing is stripped)
+        turns.append(turn if content is turn.content else Turn(turn.role, content))
+    roles = [t.role for t in turns]
+    if spec.drop_leading_assistant and "assistant" in roles[:roles.index("user") if "user" in roles else len(roles)]:
+        first_user = roles.index("user") if "user" in roles else len(roles)
+        leading = {i for i in range(first_user) if roles[i] == "assistant"}
+        counts["dropped_leading_assistant"] += len(leading)
+        turns = [t for i, t in enumerate(turns) if i not in leading]
     if spec.system_prompt is not None:
         turns.insert(0, Turn("system", spec.system_prompt))
-    if record.kind in ("dialogue", "qa") and not any(t.role == "user" for t in turns):
+    if record.kind in ("dialogue", "qa") and "user" not in roles:
         return Drop("no patient turn left after normalize_roles")
     record.turns = turns
     return record

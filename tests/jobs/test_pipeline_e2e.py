@@ -23,6 +23,7 @@ SMALL = [
     "stages.data.config.synthetic.n_consultations=200",
     "stages.data.config.overrides=[outputs.sft.total=600]",
     "stages.sft.config.max_train_examples=240",
+    "stages.sft.config.optim.epochs=1",
     "stages.sft.config.max_eval_examples=32",
     "stages.sft.config.max_length=128",
     "stages.sample.config.max_prompts=16",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -161,3 +162,16 @@ stages:
     assert report["status"] == "ok", report
     assert report["stages"]["ar"]["metrics"] == {"sum": 3.0, "world_size": 2}
     assert (Path(report["stages"]["ar"]["dir"]) / "sum.txt").read_text() == "3.0"
+
+
+def test_a_stage_reading_a_dataset_the_recipe_does_not_make_fails_at_plan_time():
+    """quickstart's PPO reads prompts/; dropping outputs.prompts from the recipe must fail in
+    load_plan (file, line, field), not after SFT has run."""
+    repo = Path(__file__).resolve().parents[2]
+    job = repo / "jobs" / "quickstart.yaml"
+    assert load_plan(job).stages["ppo"].inputs["data"].stage == "data"
+    with pytest.raises(ConfigError) as e:
+        load_plan(job, ["stages.data.config.overrides=[outputs.prompts=null]"])
+    text = str(e.value)
+    assert re.search(r"quickstart.yaml:\d+: stages.ppo.inputs.data: ppo reads prompts from stage 'data'", text)
+    assert "stages.sample.inputs.data" in text and "stages.sft.inputs.data" not in text
