@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ def execute_stage(resolved: ResolvedStage, ctx: StageContext, *, rank: int = 0) 
     if rank != 0:
         module = stage_module(resolved.kind)
         _limit_threads(ctx.num_cpus)
+        _quiet_checkpoint_bars()
         return {"metrics": module.run(module.Config.model_validate(resolved.config),
                                       dict(resolved.inputs), resolved.out_dir, ctx) or {}}
     module = stage_module(resolved.kind)
@@ -100,6 +102,7 @@ def execute_stage(resolved: ResolvedStage, ctx: StageContext, *, rank: int = 0) 
     attempt = _record_attempt(out)
     handler = _log_to_file(out / "logs" / "stage.log", ctx.logger)
     _limit_threads(ctx.num_cpus)
+    _quiet_checkpoint_bars()
     t0, cpu0 = time.time(), time.process_time()
     try:
         metrics = module.run(cfg, dict(resolved.inputs), out, ctx) or {}
@@ -144,6 +147,18 @@ def _log_to_file(path: Path, logger: logging.Logger) -> logging.Handler:
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
     return handler
+
+
+def _quiet_checkpoint_bars() -> None:
+    """Hide Hugging Face's per-checkpoint "Loading weights" / "Writing model shards" bars: a
+    stage loads and saves models many times, and under Ray each bar becomes log lines in every
+    job log. Training and generation progress stay. A Ray worker process is reused across tasks,
+    so transformers may already be imported: switch it off there too."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def _limit_threads(num_cpus: float) -> None:
