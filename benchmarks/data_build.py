@@ -66,15 +66,18 @@ def write_consultations(path: Path, n: int, lang: str) -> float:
 
 
 def ray_cpu_seconds() -> float:
-    """User + system CPU seconds of the live Ray worker processes on this machine."""
+    """User + system CPU seconds of the live Ray worker processes of the local Ray this process
+    started (its descendants: another session's Ray on a shared machine is not counted)."""
     import psutil
 
     total = 0.0
-    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if (proc.info["name"] or "").startswith("ray::") or "default_worker.py" in cmd:
-            times = proc.info["cpu_times"]
-            total += times.user + times.system if times else 0.0
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            name, cmd, times = proc.name(), " ".join(proc.cmdline()), proc.cpu_times()
+        except psutil.Error:                # exited meanwhile
+            continue
+        if name.startswith("ray::") or "default_worker.py" in cmd:
+            total += times.user + times.system
     return total
 
 

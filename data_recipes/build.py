@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from data_recipes.mixing import ComponentPlan, mixed_groups, requested_counts
-from data_recipes.process import ProcessedBatch, SourceJob, local_batches, record_text, source_jobs
+from data_recipes.process import ProcessedBatch, SourceJob, local_batches, paced_gc, record_text, source_jobs
 from data_recipes.quarantine import QuarantineWriter
 from data_recipes.recipe_load import ResolvedRecipe
 from data_recipes.report import ComponentStats, SourceStats, output_report
@@ -216,7 +216,8 @@ def build(resolved: ResolvedRecipe, out: str | Path, progress: bool = False,
         eval_index = _eval_index(resolved) if recipe.decontaminate else None
         state = FirstPass(resolved, out, spool_dir)
         batches = run_batches(source_jobs(resolved, eval_index), resolved.source_files)
-        with tqdm(desc="read+transform+dedup", unit="rec", disable=not progress, mininterval=1.0) as bar:
+        with tqdm(desc="read+transform+dedup", unit="rec", disable=not progress, mininterval=1.0) as bar, \
+                paced_gc():
             for batch in batches:
                 state.consume(batch)
                 bar.update(batch.items)

@@ -10,7 +10,9 @@ write the same rows.
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +28,23 @@ from data_recipes.transforms.dedup import DedupKeys, dedup_keys
 from data_recipes.transforms.filters import record_texts
 
 BATCH_SIZE = 2048         # records per batch: per-batch numpy/Arrow overheads amortised, still streaming
+GC_YOUNG_THRESHOLD = 50_000   # allocations between young collections during a build (Python's default: 700)
+
+
+@contextmanager
+def paced_gc() -> Iterator[None]:
+    """Run the cyclic garbage collector less often for the duration (restored afterwards).
+
+    A build allocates millions of short-lived, acyclic objects (turns, records, row lists). At
+    Python's default threshold the collector ran ~2,000 times per 100k consultations, and its
+    older-generation passes walk every live object: ~1 s of a 15 s build. Reference counting
+    still frees everything at once; only cycles wait a little longer."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], GC_YOUNG_THRESHOLD), old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 @dataclass

@@ -10,11 +10,15 @@ compared on is never built per row. A record's rows share its message dicts (a p
 is a prefix of the conversation), so each distinct message or answer text of the batch is a
 *part* stored once in a :class:`PartTable`; a row is a list of part numbers. The ``messages``
 column is one Arrow ``take`` of the parts, and a row's comparison text (its parts, each followed
-by a separator) is gathered from the parts' normalised code points with numpy.
+by a separator) is gathered from the parts' normalised code points with numpy (decontamination)
+or hashed part by part, a per-turn example continuing the hash of the one before (exact keys).
+Builders with a row plan (``builders.PLANS``: rows that are prefixes of the record's messages)
+make no row or message dict at all: a row is a slice of the record's part numbers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -25,8 +29,9 @@ import pyarrow as pa
 
 from data_recipes.records import Record
 from data_recipes.transforms import BUILDER_KINDS, BUILDERS
+from data_recipes.transforms.builders import PLANS
 from data_recipes.transforms.decontaminate import EvalNgramIndex
-from data_recipes.transforms.shingles import CodeBatch, concat_batches, encode_batch, exact_keys
+from data_recipes.transforms.shingles import CodeBatch, concat_batches, encode_batch
 from data_recipes.writers import ID_COLUMN, MESSAGE_FIELDS, SPLIT_COLUMN, split_of, spool_schema
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:/#@+-]*")     # ids JSON holds without escapes
@@ -77,12 +82,30 @@ class PartTable:
         self._encoded = 0
         self._arrow: list[pa.StructArray] = []
         self._converted = 0
+        self._records: dict[int, tuple[list, list[int]]] = {}   # id(record) -> (its turns, their parts)
 
     def messages(self, messages: list[dict]) -> list[int]:
         """Part numbers of a list of message dicts."""
+        return self._numbers([(m["role"], m["content"]) for m in messages])
+
+    def record_turns(self, record: Record) -> list[int]:
+        """:meth:`turns` of a record, remembered for the batch's other components (the cache
+        holds the turn list, so an id is never reused while its entry lives)."""
+        hit = self._records.get(id(record))
+        if hit is not None and hit[0] is record.turns:
+            return hit[1]
+        out = self.turns(record.turns)
+        self._records[id(record)] = (record.turns, out)
+        return out
+
+    def turns(self, turns: list) -> list[int]:
+        """Part numbers of a list of turns (the parts of their message dicts, without making them)."""
+        return self._numbers([(t.role, t.content) for t in turns])
+
+    def _numbers(self, keys: list[tuple[str, str]]) -> list[int]:
+        """Part numbers of (role, content) keys, adding the new ones."""
         index, out = self.index, []
-        for m in messages:
-            key = (m["role"], m["content"])
+        for key in keys:
             j = index.get(key)
             if j is None:
                 j = index[key] = len(self.roles)
@@ -156,7 +179,7 @@ def build_rows(job: ComponentJob, records: list[Record], file: str, keys: Record
         else:
             arrays.append(pa.array(columns[field.name], field.type))
     batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
-    row_keys = exact_keys(_row_codes(parts.codes(), refs["key"])) if job.dedup_rows else None
+    row_keys = row_exact_keys(parts.codes(), refs["key"]) if job.dedup_rows else None
     dirty = None
     if eval_index is not None:
         dirty = np.zeros(len(owners), dtype=bool)
@@ -173,49 +196,67 @@ def _collect(job: ComponentJob, records: list[Record], file: str, keys: RecordKe
     """Run the builder on every record: column lists, each row's part numbers, the owner records.
 
     ``refs["key"]``: the parts a row's exact key covers (messages and answers, as ``row_text``
-    without answers); ``refs["check"]``: the parts decontamination reads (with a prompt's reference)."""
-    build, accepted, kind = BUILDERS[job.kind][job.build], BUILDER_KINDS[job.build], job.kind
-    fields = FIELDS[kind]
-    prefix = json.dumps({"file": file, **job.provenance}, ensure_ascii=False)[:-1]
-    ids, provenance, cid_col, language, split_col, owners = [], [], [], [], [], []
-    extra = {name: [] for name in fields}
-    msg_refs, key_refs, check_refs = [], [], []
-    refs_needed, check = job.dedup_rows or eval_index is not None, eval_index is not None
+    without answers); ``refs["check"]``: the parts decontamination reads (with a prompt's reference).
+    Rows are gathered as tuples (owner, provenance head, suffix, message parts, turn, field values)
+    and turned into columns with one comprehension per column."""
+    kind, fields = job.kind, FIELDS[job.kind]
+    check = eval_index is not None
     # rows compared on more than their messages (answers, documents, a prompt's reference)
-    answers = refs_needed and (kind in ("pretrain", "preferences", "ranked") or check and kind == "prompts")
-    messages_of, cids, splits, json_ids = parts.messages, keys.cids, keys.splits, keys.json_ids
+    answers = (job.dedup_rows or check) and (kind in ("pretrain", "preferences", "ranked")
+                                             or check and kind == "prompts")
+    rows, key_refs, check_refs = _row_tuples(job, records, file, keys, parts, check if answers else None)
+    cids, splits = keys.cids, keys.splits
+    owners = [row[0] for row in rows]
+    msg_refs = [row[3] for row in rows]
+    columns = {
+        ID_COLUMN[kind]: [f"{cids[row[0]]}#{row[2]}" for row in rows],
+        "consultation_id": [cids[o] for o in owners], "source": [job.source] * len(rows),
+        "origin": [job.origin] * len(rows), "language": [records[o].language for o in owners],
+        "provenance": [row[1] + (f', "turn": {row[4]}}}' if row[4] is not None else "}") for row in rows],
+        SPLIT_COLUMN: [splits[o] for o in owners],
+        **{name: [row[5][j] for row in rows] for j, name in enumerate(fields)}}
+    if not answers:                      # a row is compared on its messages
+        key_refs = check_refs = msg_refs
+    return columns, {"messages": msg_refs, "key": key_refs, "check": check_refs}, owners
+
+
+def _row_tuples(job: ComponentJob, records: list[Record], file: str, keys: RecordKeys, parts: PartTable,
+                answers_check: bool | None) -> tuple[list[tuple], list[list[int]], list[list[int]]]:
+    """Every row of the component as (owner, provenance head, suffix, message parts, turn, field
+    values); with ``answers_check`` set (True: decontamination reads a prompt's reference), the
+    rows' key and check parts with answers (:func:`_answer_parts`), else two empty lists.
+
+    A planned builder's rows are prefixes of the record's messages: their parts are slices of
+    the record's, and no row or message dict is made (builders.PLANS)."""
+    build, accepted = BUILDERS[job.kind][job.build], BUILDER_KINDS[job.build]
+    kind, fields = job.kind, FIELDS[job.kind]
+    prefix = json.dumps({"file": file, **job.provenance}, ensure_ascii=False)[:-1]
+    plan = None if answers_check is not None else PLANS.get(job.build)
+    json_ids, record_turns = keys.json_ids, parts.record_turns
+    rows: list[tuple] = []
+    key_refs: list[list[int]] = []
+    check_refs: list[list[int]] = []
     for index, record in enumerate(records):
         if record.kind not in accepted:
             continue
-        made = build(record)
+        planned = plan(record) if plan is not None else None
+        made = build(record) if planned is None else planned
         if not made:
             continue
-        cid = cids[index]
         where = f'{prefix}, "line": {record.source_line}, "record_id": {json_ids[index]}'
+        if planned is not None:
+            full = record_turns(record)
+            rows += [(index, where, suffix, full[:n], turn, values) for suffix, n, turn, values in planned]
+            continue
         for part in made:
-            turn = part.get("turn")
-            ids.append(f"{cid}#{part['suffix']}")
-            provenance.append(where + (f', "turn": {turn}}}' if turn is not None else "}"))
-            for name in fields:
-                extra[name].append(part.get(name))
-            own = messages_of(part["messages"]) if "messages" in part else []
-            msg_refs.append(own)
-            if answers:
-                key, checked = _answer_parts(kind, part, own, parts, check)
+            own = parts.messages(part["messages"]) if "messages" in part else []
+            values = tuple(part.get(name) for name in fields)
+            rows.append((index, where, part["suffix"], own, part.get("turn"), values))
+            if answers_check is not None:
+                key, checked = _answer_parts(kind, part, own, parts, answers_check)
                 key_refs.append(key)
                 check_refs.append(checked)
-            elif refs_needed:
-                key_refs.append(own)
-                check_refs.append(own)
-        n = len(made)
-        owners += [index] * n
-        cid_col += [cid] * n
-        language += [record.language] * n
-        split_col += [splits[index]] * n
-    columns = {ID_COLUMN[kind]: ids, "consultation_id": cid_col, "source": [job.source] * len(ids),
-               "origin": [job.origin] * len(ids), "language": language, "provenance": provenance,
-               SPLIT_COLUMN: split_col, **extra}
-    return columns, {"messages": msg_refs, "key": key_refs, "check": check_refs}, owners
+    return rows, key_refs, check_refs
 
 
 def _answer_parts(kind: str, row: dict, messages: list[int], parts: PartTable,
@@ -232,6 +273,27 @@ def _answer_parts(kind: str, row: dict, messages: list[int], parts: PartTable,
     if check and kind == "prompts" and row.get("reference"):
         return key, key + [parts.text(row["reference"])]
     return key, key
+
+
+def row_exact_keys(codes: CodeBatch, rows: list[list[int]]) -> np.ndarray:
+    """``exact_keys(_row_codes(codes, rows))`` without gathering the rows' texts: each row's
+    parts are fed to blake2b in turn, and a row that extends the previous one (the per-turn
+    examples of a record are growing prefixes of its messages) continues its hash."""
+    data = memoryview(codes.codes).cast("B")
+    starts = (4 * codes.starts).tolist()
+    ends = (4 * (codes.starts + codes.lengths)).tolist()
+    blake2b, digests = hashlib.blake2b, []
+    prev: list[int] = []
+    h = None
+    for row in rows:
+        done = len(prev)
+        if h is None or done > len(row) or row[:done] != prev:
+            h, done = blake2b(digest_size=8), 0
+        for j in row[done:] if done else row:
+            h.update(data[starts[j]:ends[j]])
+        digests.append(h.digest())
+        prev = row
+    return np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64)
 
 
 def _row_codes(codes: CodeBatch, rows: list[list[int]], drop_last: bool = False) -> CodeBatch:

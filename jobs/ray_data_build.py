@@ -26,7 +26,7 @@ from typing import Iterator
 import ray
 
 from data_recipes.build import build
-from data_recipes.process import ProcessedBatch, SourceJob, batched_items, process_batch
+from data_recipes.process import ProcessedBatch, SourceJob, batched_items, paced_gc, process_batch
 from data_recipes.readers.shards import Shard, plan_shards
 from data_recipes.recipe_load import ResolvedRecipe
 
@@ -39,13 +39,14 @@ MIN_SHARD_BYTES = 64 << 10   # smallest shard a file is cut into to keep every C
 def _process_shards(jobs: dict[int, SourceJob]):
     """Ray UDF: one shard row -> a stream of pickled ProcessedBatch (read, transform, rows, keys)."""
     def run(batch: dict) -> Iterator[dict]:
-        for seq, source, file, start, end, line in zip(batch["seq"], batch["source"], batch["file"],
-                                                       batch["start"], batch["end"], batch["line"]):
-            job, shard = jobs[int(source)], Shard(int(start), int(end), int(line))
-            for chunk, items in enumerate(batched_items(job, Path(str(file)), shard=shard)):
-                done = process_batch(job, str(file), items)
-                yield {"seq": [int(seq)], "chunk": [chunk],
-                       "batch": [pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)]}
+        rows = zip(batch["seq"], batch["source"], batch["file"], batch["start"], batch["end"], batch["line"])
+        with paced_gc():
+            for seq, source, file, start, end, line in rows:
+                job, shard = jobs[int(source)], Shard(int(start), int(end), int(line))
+                for chunk, items in enumerate(batched_items(job, Path(str(file)), shard=shard)):
+                    done = process_batch(job, str(file), items)
+                    yield {"seq": [int(seq)], "chunk": [chunk],
+                           "batch": [pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)]}
     return run
 
 

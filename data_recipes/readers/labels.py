@@ -76,6 +76,23 @@ def _value(first: str, rest: str) -> str:
     return "\n".join(lines)
 
 
+_FIRST_DIAGNOSIS_LINE = DIAGNOSIS_LABELS[0] + "：\n"
+
+
+def diagnosis_of(text: str) -> str | None:
+    """``diagnosis_from(parse_labelled(text))``, without parsing every label in the common
+    MedDialog-CN layout: the first (preferred) diagnosis label alone on the first line, the
+    diagnosis on the next line (a plain line, not itself a label)."""
+    if text.startswith(_FIRST_DIAGNOSIS_LINE):
+        begin = len(_FIRST_DIAGNOSIS_LINE)
+        end = text.find("\n", begin)
+        line = text[begin:] if end < 0 else text[begin:end]
+        # a label line has a colon: most lines are told apart without the regex
+        if line and line == line.strip() and not (("：" in line or ":" in line) and _LABEL_LINE.match("\n" + line)):
+            return line
+    return diagnosis_from(parse_labelled(text))
+
+
 def diagnosis_from(fields: dict[str, str]) -> str | None:
     """The diagnosis named in parsed diagnosis fields (its first line), if any."""
     for label in DIAGNOSIS_LABELS:

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import repeat
 from pathlib import Path
 
 from data_recipes.readers.fields import RecordError, record_language
-from data_recipes.readers.labels import clean_lines, diagnosis_from, parse_labelled
+from data_recipes.readers.labels import clean_lines, diagnosis_of
 from data_recipes.readers.speakers import (
     MEDDIALOG_ROLES, OTHER_SPEAKERS, require_dialogue_roles, tag_language,
 )
@@ -60,7 +61,6 @@ _TAG_SPLIT = re.compile(r"\n[ \t]*(病人|患者|医生|大夫|[Pp]atient|[Dd]oc
 _TAG_ROLES = {spelling: MEDDIALOG_ROLES[spelling.lower()] for spelling in
               ("病人", "患者", "医生", "大夫", "Patient", "patient", "PATIENT", "Doctor", "doctor", "DOCTOR")}
 _TAG_LANGUAGES = {spelling: tag_language(spelling) for spelling in _TAG_ROLES}
-_LINE_END = ("", "\n")
 # Another participant's tag alone on a line ("护士：", "Nurse:"): an unknown speaker.
 _UNKNOWN_TAG = re.compile(r"^[ \t]*(" + "|".join(OTHER_SPEAKERS) + r")[ \t]*[:：][ \t]*$",
                           re.MULTILINE | re.IGNORECASE)
@@ -275,7 +275,8 @@ def _dialogue(body: str, offset: int, cid: str) -> tuple[list[Turn], str | None]
     parts = _TAG_SPLIT.split(body)
     tags, texts = parts[1::2], parts[2::2]
     colon_lines = body.count("：\n") + body.count(":\n")
-    if colon_lines and colon_lines > sum(1 for t in texts if t[:1] in _LINE_END):  # another line ends in a colon
+    # a tag alone on its line leaves an utterance that is empty or starts with the newline
+    if colon_lines and colon_lines > texts.count("") + sum(map(str.startswith, texts, repeat("\n"))):
         unknown = _UNKNOWN_TAG.search(body)
         if unknown:
             raise _BlockError(offset + unknown.start(),
@@ -308,7 +309,7 @@ def _meta(sections: dict) -> dict:
     if sections["diagnosis"]:
         text = clean_lines(sections["diagnosis"][0][1])
         meta["diagnosis_and_suggestions"] = text
-        diagnosis = diagnosis_from(parse_labelled(text))
+        diagnosis = diagnosis_of(text)
         if diagnosis:
             meta["diagnosis"] = diagnosis
     if preamble:

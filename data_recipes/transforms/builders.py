@@ -13,6 +13,10 @@ import hashlib
 
 from data_recipes.records import Record, Turn
 
+# A row as the builder plans it, before its dicts are made: (id suffix, number of leading
+# record messages it holds, turn, values of the output's other fields in rows.FIELDS order).
+RowPlan = tuple[str, int, "int | None", tuple]
+
 
 def _messages(turns: list[Turn]) -> list[dict]:
     return [{"role": t.role, "content": t.content} for t in turns]
@@ -44,24 +48,35 @@ def _record_answered(record: Record) -> list[int]:
 
 # --- SFT -----------------------------------------------------------------------------------
 
+def per_turn_examples_plan(record: Record) -> list[RowPlan]:
+    """:func:`per_turn_examples` as row plans."""
+    return [(f"t{k}", i + 1, k, ()) for k, i in enumerate(_record_answered(record))]
+
+
 def per_turn_examples(record: Record) -> list[dict]:
     """One example per doctor turn: history + latest patient utterance -> the doctor's reply.
 
     This is ChiMed-GPT's dialogue format; a QA record gives one example. Only the last
     assistant message of each example is its target (earlier ones are history).
     """
-    messages = _record_messages(record)
-    return [{"suffix": f"t{k}", "messages": messages[: i + 1], "turn": k}
-            for k, i in enumerate(_record_answered(record))]
+    return _sft_rows(record, per_turn_examples_plan(record))
+
+
+def whole_conversation_plan(record: Record) -> list[RowPlan]:
+    """:func:`whole_conversation` as row plans."""
+    answered = _record_answered(record)
+    return [("conv", answered[-1] + 1, None, ())] if answered else []
 
 
 def whole_conversation(record: Record) -> list[dict]:
     """One example per dialogue, up to its last doctor turn; trained with an assistant-only loss
     (every assistant message is a target; the SFT stage applies the mask)."""
-    answered = _record_answered(record)
-    if not answered:
-        return []
-    return [{"suffix": "conv", "messages": _record_messages(record)[: answered[-1] + 1], "turn": None}]
+    return _sft_rows(record, whole_conversation_plan(record))
+
+
+def _sft_rows(record: Record, plans: list[RowPlan]) -> list[dict]:
+    messages = _record_messages(record) if plans else []
+    return [{"suffix": suffix, "messages": messages[:n], "turn": turn} for suffix, n, turn, _ in plans]
 
 
 _ROUTING_QUESTIONS = {
@@ -90,11 +105,9 @@ def department_routing(record: Record) -> list[dict]:
 
 # --- prompts (for sampling, RL and evaluation; reference = the doctor's / gold answer) --------
 
-def _prompt_rows(record: Record, indices: list[int]) -> list[dict]:
-    department, messages = record.meta.get("department"), _record_messages(record)
-    return [{"suffix": f"t{k}", "messages": messages[:i],
-             "reference": record.turns[i].content, "department": department, "turn": k}
-            for k, i in indices]
+def _prompt_plans(record: Record, indices: list[tuple[int, int]]) -> list[RowPlan]:
+    department, turns = record.meta.get("department"), record.turns
+    return [(f"t{k}", i, k, (turns[i].content, department)) for k, i in indices]
 
 
 def _reward_prompt(record: Record) -> list[dict]:
@@ -106,41 +119,71 @@ def _reward_prompt(record: Record) -> list[dict]:
              "department": record.meta.get("department"), "turn": None}]
 
 
-def _unanswered(record: Record) -> list[dict]:
+def _unanswered(record: Record) -> list[RowPlan]:
     """A record ending with a patient turn (e.g. a KUAKE-QIC query): a prompt whose reference is
     ``meta["reference"]`` when the format has one (Med-dialog cases: the doctor's diagnosis)."""
     if record.turns and record.turns[-1].role == "user":
-        return [{"suffix": "open", "messages": _record_messages(record), "reference": record.meta.get("reference"),
-                 "department": record.meta.get("department") or None, "turn": None}]
+        meta = record.meta
+        return [("open", len(record.turns), None, (meta.get("reference"), meta.get("department") or None))]
     return []
+
+
+def _prompt_rows(record: Record, plans: list[RowPlan] | None) -> list[dict]:
+    """Prompt rows of a chat record's plans (None: a reward record, whose prompt is its turns)."""
+    if plans is None:
+        return _reward_prompt(record)
+    messages = _record_messages(record) if plans else []
+    return [{"suffix": suffix, "messages": messages[:n], "reference": reference, "department": department,
+             "turn": turn} for suffix, n, turn, (reference, department) in plans]
+
+
+def per_turn_prompts_plan(record: Record) -> list[RowPlan] | None:
+    """:func:`per_turn_prompts` as row plans (None for a reward record)."""
+    if record.kind in ("preference", "ranked"):
+        return None
+    return _prompt_plans(record, list(enumerate(_record_answered(record)))) + _unanswered(record)
 
 
 def per_turn_prompts(record: Record) -> list[dict]:
     """Every doctor turn as a prompt (history ending with the patient) with its reply as reference."""
+    return _prompt_rows(record, per_turn_prompts_plan(record))
+
+
+def final_turn_prompt_plan(record: Record) -> list[RowPlan] | None:
+    """:func:`final_turn_prompt` as row plans (None for a reward record)."""
     if record.kind in ("preference", "ranked"):
-        return _reward_prompt(record)
-    answered = list(enumerate(_record_answered(record)))
-    return _prompt_rows(record, answered) + _unanswered(record)
+        return None
+    open_prompt = _unanswered(record)
+    if open_prompt:
+        return open_prompt
+    answered = _record_answered(record)
+    return _prompt_plans(record, [(len(answered) - 1, answered[-1])]) if answered else []
 
 
 def final_turn_prompt(record: Record) -> list[dict]:
     """One prompt per record: the history before the last doctor turn, which is the reference
     (in a consultation, usually the diagnosis). A record ending with the patient gives an open prompt."""
+    return _prompt_rows(record, final_turn_prompt_plan(record))
+
+
+def first_turn_prompt_plan(record: Record) -> list[RowPlan] | None:
+    """:func:`first_turn_prompt` as row plans (None for a reward record)."""
     if record.kind in ("preference", "ranked"):
-        return _reward_prompt(record)
-    open_prompt = _unanswered(record)
-    if open_prompt:
-        return open_prompt
-    answered = list(enumerate(_record_answered(record)))
-    return _prompt_rows(record, answered[-1:])
+        return None
+    answered = _record_answered(record)
+    return _prompt_plans(record, [(0, answered[0])]) if answered else _unanswered(record)
 
 
 def first_turn_prompt(record: Record) -> list[dict]:
     """One prompt per record: the opening patient message, the doctor's first reply as reference."""
-    if record.kind in ("preference", "ranked"):
-        return _reward_prompt(record)
-    answered = list(enumerate(_record_answered(record)))
-    return _prompt_rows(record, answered[:1]) or _unanswered(record)
+    return _prompt_rows(record, first_turn_prompt_plan(record))
+
+
+# builder name -> its plan function, for builders whose rows are prefixes of the record's
+# messages (the build gathers such rows without making their dicts; see rows.py)
+PLANS = {"per_turn_examples": per_turn_examples_plan, "whole_conversation": whole_conversation_plan,
+         "per_turn_prompts": per_turn_prompts_plan, "final_turn_prompt": final_turn_prompt_plan,
+         "first_turn_prompt": first_turn_prompt_plan}
 
 
 # --- reward data (CMD style) ---------------------------------------------------------------

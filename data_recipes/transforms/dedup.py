@@ -18,8 +18,9 @@ The key indexes are hash tables (keyindex.HashKeyIndex: one or two memory access
 any size; a binary search into 16 M sorted band keys, which a 1 M-consultation build makes, cost
 ~10x more). Memory per record: 24-48 bytes per distinct key (a table is between a quarter and
 half full) - the exact key and up to ``bands`` band keys - + 4 * num_perm (the signature, kept for
-verification). With the defaults (64 bins, 16 bands) that is at most ~1 KB per record, ~0.7 KB
-typically; the build report gives the measured figure.
+verification). With the defaults (64 bins, 16 bands) that is at most ~1 KB per record, ~0.5 KB
+typically (templated text shares band keys); the build report gives the measured figure. (A
+sorted index would take 12 bytes per key, but each lookup is a binary search per run.)
 """
 
 from __future__ import annotations
@@ -104,9 +105,18 @@ def first_occurrence(index: HashKeyIndex, keys: np.ndarray) -> np.ndarray:
     the batch). The new keys are inserted (value: position in the batch), so the next batch sees them."""
     new = index.lookup(keys) == MISSING
     position = np.flatnonzero(new)
-    index.insert_new(keys[new], position.astype(np.uint32))      # the first occurrence wins
-    new[position] = index.lookup(keys[new]) == position
+    new[position] = insert_first(index, keys[new], position) == position   # the first occurrence wins
     return new
+
+
+def insert_first(index: HashKeyIndex, keys: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """Insert keys missing from ``index``, each with the value of its first occurrence in the
+    batch; returns, per key, the value the index now holds for it (what a lookup would return,
+    found without a second pass over the table)."""
+    distinct, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    held = vals[first]
+    index.insert_distinct(distinct, held.astype(np.uint32))
+    return held[inverse.ravel()]
 
 
 class Deduplicator:
@@ -157,14 +167,15 @@ class Deduplicator:
         # keys not in the index go in now, the first record of this batch holding a key winning;
         # that record is the candidate of the later ones
         mids = np.broadcast_to(ids[:, None], bkeys.shape)[missing]
-        self._band_index.insert_new(bkeys[missing], mids)
-        holder = self._band_index.lookup(bkeys[missing]).astype(np.int64)
+        holder = insert_first(self._band_index, bkeys[missing], mids)
         cand[missing] = np.where(holder < mids, holder, -1)
-        has = cand >= 0
-        similar = np.zeros(cand.shape, dtype=bool)
-        if has.any():
-            r, b = np.nonzero(has)
-            other = self._signatures.get(cand[r, b])
-            est = (other == sigs[r]).mean(axis=1)
-            similar[r, b] = est >= self.threshold
-        return similar.any(axis=1)
+        similar = np.zeros(len(sigs), dtype=bool)
+        r, b = np.nonzero(cand >= 0)
+        if len(r):
+            # each (record, candidate) pair once: a record often shares several bands with one candidate
+            pair = np.unique((r.astype(np.int64) << 32) | cand[r, b])
+            r, c = pair >> 32, pair & 0xFFFFFFFF
+            # the share of equal bins (count / num_perm: what .mean gives, without a float array)
+            est = np.count_nonzero(self._signatures.get(c) == sigs[r], axis=1) / sigs.shape[1]
+            similar[r[est >= self.threshold]] = True
+        return similar

@@ -72,7 +72,10 @@ class HashKeyIndex:
 
     def insert_new(self, keys: np.ndarray, vals: np.ndarray) -> None:
         """Insert keys the caller found missing; a key repeated in the batch keeps its first value."""
-        keys, vals = first_per_key(keys, vals)
+        self.insert_distinct(*first_per_key(keys, vals))
+
+    def insert_distinct(self, keys: np.ndarray, vals: np.ndarray) -> None:
+        """Insert distinct keys (uint64) the caller found missing, with their values (uint32)."""
         if not len(keys):
             return
         if 2 * (self._size + len(keys)) > len(self._keys):
@@ -176,7 +179,9 @@ class SignatureStore:
 
     @property
     def nbytes(self) -> int:
-        return sum(c.nbytes for c in self._chunks)
+        """Bytes of the rows stored. (The newest chunk's unwritten rows are not counted: a chunk is
+        ``np.empty``, an untouched mapping, so its pages become resident only as rows are written.)"""
+        return self._size * self.width * 4
 
     def append(self, rows: np.ndarray) -> np.ndarray:
         """Store rows (B, width); returns their record numbers (B,)."""

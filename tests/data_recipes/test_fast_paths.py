@@ -13,9 +13,9 @@ import pytest
 
 from data_recipes.mixing import fixed_chunks, selected_batches
 from data_recipes.readers import meddialog_raw
-from data_recipes.readers.labels import EN_LABELS, parse_labelled
+from data_recipes.readers.labels import EN_LABELS, diagnosis_from, diagnosis_of, parse_labelled
 from data_recipes.records import Quarantined, Record, Turn
-from data_recipes.rows import ComponentJob, PartTable, _row_codes, build_rows, record_keys, row_text
+from data_recipes.rows import ComponentJob, PartTable, _row_codes, build_rows, record_keys, row_exact_keys, row_text
 from data_recipes.spool import SpoolWriter
 from data_recipes.transforms.keyindex import MISSING, HashKeyIndex
 from data_recipes.transforms.shingles import encode_batch, exact_keys
@@ -73,6 +73,31 @@ def test_row_keys_are_equal_exactly_when_row_texts_are(kind, build):
     assert len(set(block.row_keys.tolist())) < len(rows)      # the case and space variants collide
 
 
+@pytest.mark.parametrize("kind, build", [("sft", "per_turn_examples"), ("sft", "whole_conversation"),
+                                         ("prompts", "per_turn_prompts"), ("prompts", "final_turn_prompt"),
+                                         ("prompts", "first_turn_prompt")])
+def test_planned_rows_equal_the_builder_dicts(kind, build, monkeypatch):
+    from data_recipes import rows as rows_module
+
+    records = RECORDS + [dialogue("i", "好的", "嗯", "还有呢"), dialogue("j"),
+                         Record(id="k", kind="qa", turns=[Turn("user", "q?")], meta={"reference": "r", "department": ""})]
+    job = component(kind, build)
+    planned = build_rows(job, records, "f.txt", record_keys(records, "s", 0, 0.8, 0.1), PartTable())
+    monkeypatch.setattr(rows_module, "PLANS", {})             # every row through the builder's dicts
+    plain = build_rows(job, records, "f.txt", record_keys(records, "s", 0, 0.8, 0.1), PartTable())
+    assert planned.batch.equals(plain.batch) and planned.batch.num_rows > 0
+    assert planned.record_index.tolist() == plain.record_index.tolist()
+    assert planned.row_keys.tolist() == plain.row_keys.tolist()
+
+
+def test_incremental_row_keys_equal_hashing_each_gathered_row():
+    rng = random.Random(2)
+    codes = encode_batch(["".join(rng.choice("ab 头痛X") for _ in range(rng.randint(0, 6))) for _ in range(12)])
+    full = [rng.randrange(12) for _ in range(8)]
+    rows = [full[:n] for n in (0, 0, 1, 3, 3, 8, 2)] + [[], [5, 5], [rng.randrange(12) for _ in range(4)], full[:4]]
+    assert row_exact_keys(codes, rows).tolist() == exact_keys(_row_codes(codes, rows)).tolist()
+
+
 def test_decontamination_reads_exactly_row_text():
     job = component("prompts", "per_turn_prompts")
     parts = PartTable()
@@ -115,6 +140,19 @@ def test_parse_labelled_agrees_with_line_by_line_reading():
         text = "\n".join("".join(rng.choice(pieces) for _ in range(rng.randint(0, 4)))
                          for _ in range(rng.randint(0, 6)))
         assert parse_labelled(text) == labels_line_by_line(text), repr(text)
+
+
+def test_diagnosis_of_agrees_with_parsing_every_label():
+    pieces = ["病情摘要及初步印象：", "疾病诊断：", "诊断：", "总结建议：", "良性眩晕", "Diagnosis:", "（注）", " ", "\u3000",
+              "\t", "\r", "：", "值", "血压：140/90", "abc def", ""]
+    rng = random.Random(1)
+    for _ in range(20000):
+        lines = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 3))) for _ in range(rng.randint(0, 5))]
+        if rng.random() < 0.5:
+            lines.insert(0, "病情摘要及初步印象：")
+        text = "\n".join(lines)
+        assert diagnosis_of(text) == diagnosis_from(parse_labelled(text)), repr(text)
+    assert diagnosis_of("病情摘要及初步印象：\n偏头痛\n总结建议：\n休息。") == "偏头痛"
 
 
 def test_meddialog_reader_gives_the_same_items_at_any_chunk_size(tmp_path, monkeypatch):
