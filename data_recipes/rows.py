@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, islice
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +32,7 @@ from data_recipes.transforms import BUILDER_KINDS, BUILDERS
 from data_recipes.transforms.builders import PLANS
 from data_recipes.transforms.decontaminate import EvalNgramIndex
 from data_recipes.transforms.shingles import CodeBatch, concat_batches, encode_batch
-from data_recipes.writers import ID_COLUMN, MESSAGE_FIELDS, SPLIT_COLUMN, split_of, spool_schema
+from data_recipes.writers import ID_COLUMN, MESSAGE_FIELDS, SPLIT_COLUMN, splits_of, spool_schema
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:/#@+-]*")     # ids JSON holds without escapes
 PART_END = "\u241e"        # ends every part of a row's comparison text
@@ -103,15 +103,19 @@ class PartTable:
         return self._numbers([(t.role, t.content) for t in turns])
 
     def _numbers(self, keys: list[tuple[str, str]]) -> list[int]:
-        """Part numbers of (role, content) keys, adding the new ones."""
-        index, out = self.index, []
-        for key in keys:
-            j = index.get(key)
-            if j is None:
-                j = index[key] = len(self.roles)
-                self.roles.append(key[0])
-                self.contents.append(key[1])
-            out.append(j)
+        """Part numbers of (role, content) keys, adding the new ones.
+
+        A new key gets the next number (``len(index)``: every part is in ``index`` once), so
+        ``setdefault`` numbers them all in one pass; the new keys are the last ones inserted."""
+        index, known = self.index, len(self.index)
+        setdefault = index.setdefault
+        out = [setdefault(key, len(index)) for key in keys]
+        added = len(index) - known
+        if added:
+            new = list(islice(reversed(index), added))
+            new.reverse()
+            self.roles += [key[0] for key in new]
+            self.contents += [key[1] for key in new]
         return out
 
     def text(self, text: str) -> int:
@@ -150,15 +154,16 @@ class RecordKeys:
 
     cids: list[str]           # consultation id: "<source>:<record id>"
     splits: list[int]         # index into SPLITS
-    json_ids: list[str]       # the record id as a JSON string (for provenance)
+    places: list[str]         # ', "line": N, "record_id": <id as JSON>' (the provenance after its head)
 
 
 def record_keys(records: list[Record], source: str, seed: int, train: float, validation: float) -> RecordKeys:
-    """Consultation ids, splits and JSON ids of a batch's records."""
+    """Consultation ids, splits and provenance places of a batch's records."""
     cids = [f"{source}:{r.id}" for r in records]
-    return RecordKeys(cids=cids, splits=[split_of(cid, seed, train, validation) for cid in cids],
-                      json_ids=[f'"{r.id}"' if _PLAIN_ID.fullmatch(r.id) else json.dumps(r.id, ensure_ascii=False)
-                                for r in records])
+    return RecordKeys(cids=cids, splits=splits_of(cids, seed, train, validation),
+                      places=[f', "line": {r.source_line}, "record_id": '
+                              + (f'"{r.id}"' if _PLAIN_ID.fullmatch(r.id) else json.dumps(r.id, ensure_ascii=False))
+                              for r in records])
 
 
 def build_rows(job: ComponentJob, records: list[Record], file: str, keys: RecordKeys, parts: PartTable,
@@ -212,12 +217,21 @@ def _collect(job: ComponentJob, records: list[Record], file: str, keys: RecordKe
         ID_COLUMN[kind]: [f"{cids[row[0]]}#{row[2]}" for row in rows],
         "consultation_id": [cids[o] for o in owners], "source": [job.source] * len(rows),
         "origin": [job.origin] * len(rows), "language": [records[o].language for o in owners],
-        "provenance": [row[1] + (f', "turn": {row[4]}}}' if row[4] is not None else "}") for row in rows],
+        "provenance": [row[1] + (_TAILS.get(row[4]) or _tail(row[4])) for row in rows],
         SPLIT_COLUMN: [splits[o] for o in owners],
         **{name: [row[5][j] for row in rows] for j, name in enumerate(fields)}}
     if not answers:                      # a row is compared on its messages
         key_refs = check_refs = msg_refs
     return columns, {"messages": msg_refs, "key": key_refs, "check": check_refs}, owners
+
+
+_TAILS: dict[int | None, str] = {None: "}"}      # a row's turn -> the end of its provenance JSON
+
+
+def _tail(turn: int) -> str:
+    """``', "turn": N}'``, made once per turn number (rows of one turn number share it)."""
+    tail = _TAILS[turn] = f', "turn": {turn}}}'
+    return tail
 
 
 def _row_tuples(job: ComponentJob, records: list[Record], file: str, keys: RecordKeys, parts: PartTable,
@@ -232,7 +246,7 @@ def _row_tuples(job: ComponentJob, records: list[Record], file: str, keys: Recor
     kind, fields = job.kind, FIELDS[job.kind]
     prefix = json.dumps({"file": file, **job.provenance}, ensure_ascii=False)[:-1]
     plan = None if answers_check is not None else PLANS.get(job.build)
-    json_ids, record_turns = keys.json_ids, parts.record_turns
+    places, record_turns = keys.places, parts.record_turns
     rows: list[tuple] = []
     key_refs: list[list[int]] = []
     check_refs: list[list[int]] = []
@@ -243,7 +257,7 @@ def _row_tuples(job: ComponentJob, records: list[Record], file: str, keys: Recor
         made = build(record) if planned is None else planned
         if not made:
             continue
-        where = f'{prefix}, "line": {record.source_line}, "record_id": {json_ids[index]}'
+        where = prefix + places[index]
         if planned is not None:
             full = record_turns(record)
             rows += [(index, where, suffix, full[:n], turn, values) for suffix, n, turn, values in planned]

@@ -88,7 +88,7 @@ def read_meddialog_raw_range(path: str | Path, start: int, end: int | None, line
         if isinstance(text, bytes):
             yield _bad_bytes(path, start, text)
             continue
-        for offset, part in _split_orphans(text):
+        for offset, part in _split_orphans(text) if "\n\nhttp" in text else ((0, text),):
             line = start + text.count("\n", 0, offset) if offset else start
             try:
                 yield _consultation(path, line, part, language)
@@ -223,7 +223,8 @@ def _split_orphans(text: str) -> list[tuple[int, str]]:
 
 
 def _consultation(path, line: int, text: str, language: str | None) -> Record:
-    first = len(text) - len(text.lstrip())
+    # blocks start with "id" (no copy of the block to find its leading blank lines)
+    first = 0 if text.startswith("id") else len(text) - len(text.lstrip())
     id_match = _ID.match(text)
     if not id_match:
         raise _BlockError(first, f"missing id= line: consultation block starts with {text.strip()[:40]!r}")
@@ -237,7 +238,7 @@ def _consultation(path, line: int, text: str, language: str | None) -> Record:
         section_turns, lang = _dialogue(body, offset, cid)
         turns += section_turns
         tag_lang = tag_lang or lang
-    roles = {t.role for t in turns}
+    roles = [t.role for t in turns]
     if "user" not in roles or "assistant" not in roles:
         try:
             require_dialogue_roles(turns, f"consultation id={cid}")

@@ -191,3 +191,12 @@ def test_selection_does_not_depend_on_how_the_spool_was_batched(tmp_path):
     assert chosen(spool(7)) == chosen(spool(2048)) == chosen(spool(10_000))
     sizes = [b.num_rows for b in fixed_chunks(iter([pa.record_batch({"i": list(range(n))}) for n in (3, 5, 9)]), 4)]
     assert sizes == [4, 4, 4, 4, 1]
+
+
+def test_batch_splits_equal_split_of_each_id():
+    from data_recipes.writers import split_of, splits_of
+
+    rng = random.Random(3)
+    ids = [f"{rng.randrange(10**9)}-{i}" for i in range(5000)] + ["", "x", "病例-1"]
+    for seed, train, validation in [(0, 0.9, 0.05), (7, 0.5, 0.25), (1, 1.0, 0.0)]:
+        assert splits_of(ids, seed, train, validation) == [split_of(c, seed, train, validation) for c in ids]
