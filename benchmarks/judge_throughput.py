@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--latency-ms", type=float, default=100.0, help="injected latency L per call")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64, 256])
-    p.add_argument("--rounds", type=int, default=10, help="waves of C calls per measurement")
+    p.add_argument("--rounds", type=int, default=30,
+                   help="waves of C calls per measurement (the first wave also opens the connections)")
     p.add_argument("--server", choices=["process", "thread", "both"], default="both")
     args = p.parse_args(argv)
     modes = ["process", "thread"] if args.server == "both" else [args.server]
