@@ -23,7 +23,7 @@ from data_recipes.recipe import Source
 from data_recipes.recipe_load import ResolvedRecipe
 from data_recipes.records import Quarantined, Record
 from data_recipes.rows import ComponentJob, PartTable, RowBlock, build_rows, record_keys
-from data_recipes.transforms import DEFAULT_BUILDER, OUTPUT_KINDS, RECORD_TRANSFORMS, Drop
+from data_recipes.transforms import DEFAULT_BUILDER, OUTPUT_KINDS, apply_transforms
 from data_recipes.transforms.decontaminate import EvalNgramIndex
 from data_recipes.transforms.dedup import DedupKeys, dedup_keys
 from data_recipes.transforms.filters import record_texts
@@ -129,10 +129,19 @@ def process_batch(job: SourceJob, file: str, items: list[Record | Quarantined],
 
     out = ProcessedBatch(source_index=job.index, file=file, items=len(items))
     declared = None if job.spec.language == "auto" else job.spec.language
-    records = _transformed(job.spec.transforms, items, out)
-    for record in records:
-        if record.language is None:
-            record.language = declared or detect_language(record_text(record)[:400])
+    records = []
+    for item in items:
+        if isinstance(item, Quarantined):
+            out.quarantined.append(item)
+            continue
+        result = apply_transforms(item, job.spec.transforms, out.transform_counts)
+        if isinstance(result, tuple):
+            name, drop = result
+            out.dropped[(name, drop.reason)] += 1
+            continue
+        if result.language is None:
+            result.language = declared or detect_language(record_text(result)[:400])
+        records.append(result)
     out.kinds = [r.kind for r in records]
     out.languages = [r.language for r in records]
     out.keys = dedup_keys([record_text(r) for r in records], job.near, job.num_perm, job.shingle)
@@ -144,37 +153,6 @@ def process_batch(job: SourceJob, file: str, items: list[Record | Quarantined],
     if keep_records:
         out.records = records
     return out
-
-
-def _transformed(specs: list, items: list[Record | Quarantined], out: ProcessedBatch) -> list[Record]:
-    """The records of ``items`` that every transform keeps (``apply_transforms`` on each, with
-    the transforms looked up once per batch); quarantined items and drops are counted in ``out``.
-    A transform's counter appears in ``out.transform_counts`` once a record reached it, as with
-    ``apply_transforms``."""
-    counters = {spec.name: Counter() for spec in specs}
-    steps = [(position, spec.name, RECORD_TRANSFORMS[spec.name][0], spec, counters[spec.name])
-             for position, spec in enumerate(specs)]
-    drops = [0] * len(steps)
-    records = []
-    for item in items:
-        if item.__class__ is Quarantined:
-            out.quarantined.append(item)
-            continue
-        for position, name, fn, spec, counts in steps:
-            item = fn(item, spec, counts)
-            if item.__class__ is Drop:
-                out.dropped[(name, item.reason)] += 1
-                drops[position] += 1
-                break
-        else:
-            records.append(item)
-    reached = len(items) - len(out.quarantined)
-    for position, name, _, _, counts in steps:
-        if reached <= 0:
-            break
-        out.transform_counts.setdefault(name, counts)
-        reached -= drops[position]
-    return records
 
 
 def batched_items(job: SourceJob, file: Path, size: int = BATCH_SIZE,

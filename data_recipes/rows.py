@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -103,19 +103,15 @@ class PartTable:
         return self._numbers([(t.role, t.content) for t in turns])
 
     def _numbers(self, keys: list[tuple[str, str]]) -> list[int]:
-        """Part numbers of (role, content) keys, adding the new ones.
-
-        A new key gets the next number (``len(index)``: every part is in ``index`` once), so
-        ``setdefault`` numbers them all in one pass; the new keys are the last ones inserted."""
-        index, known = self.index, len(self.index)
-        setdefault = index.setdefault
-        out = [setdefault(key, len(index)) for key in keys]
-        added = len(index) - known
-        if added:
-            new = list(islice(reversed(index), added))
-            new.reverse()
-            self.roles += [key[0] for key in new]
-            self.contents += [key[1] for key in new]
+        """Part numbers of (role, content) keys, adding the new ones."""
+        index, out = self.index, []
+        for key in keys:
+            j = index.get(key)
+            if j is None:
+                j = index[key] = len(self.roles)
+                self.roles.append(key[0])
+                self.contents.append(key[1])
+            out.append(j)
         return out
 
     def text(self, text: str) -> int:
@@ -217,21 +213,12 @@ def _collect(job: ComponentJob, records: list[Record], file: str, keys: RecordKe
         ID_COLUMN[kind]: [f"{cids[row[0]]}#{row[2]}" for row in rows],
         "consultation_id": [cids[o] for o in owners], "source": [job.source] * len(rows),
         "origin": [job.origin] * len(rows), "language": [records[o].language for o in owners],
-        "provenance": [row[1] + (_TAILS.get(row[4]) or _tail(row[4])) for row in rows],
+        "provenance": [row[1] + (f', "turn": {row[4]}}}' if row[4] is not None else "}") for row in rows],
         SPLIT_COLUMN: [splits[o] for o in owners],
         **{name: [row[5][j] for row in rows] for j, name in enumerate(fields)}}
     if not answers:                      # a row is compared on its messages
         key_refs = check_refs = msg_refs
     return columns, {"messages": msg_refs, "key": key_refs, "check": check_refs}, owners
-
-
-_TAILS: dict[int | None, str] = {None: "}"}      # a row's turn -> the end of its provenance JSON
-
-
-def _tail(turn: int) -> str:
-    """``', "turn": N}'``, made once per turn number (rows of one turn number share it)."""
-    tail = _TAILS[turn] = f', "turn": {turn}}}'
-    return tail
 
 
 def _row_tuples(job: ComponentJob, records: list[Record], file: str, keys: RecordKeys, parts: PartTable,

@@ -51,11 +51,15 @@ def spool_schema(kind: str) -> pa.Schema:
     return SCHEMAS[kind].append(pa.field(SPLIT_COLUMN, pa.int8()))
 
 
+def _split_digest(consultation_id: str, seed: int) -> bytes:
+    """The 8-byte seeded hash a consultation's split is drawn from."""
+    return hashlib.blake2b(f"{seed}\0{consultation_id}".encode("utf-8"), digest_size=8).digest()
+
+
 def split_of(consultation_id: str, seed: int, train: float, validation: float) -> int:
     """The split (index into SPLITS) of a consultation: a seeded hash of its id, so every row of
     a consultation, in every output, lands in the same split."""
-    digest = hashlib.blake2b(f"{seed}\0{consultation_id}".encode("utf-8"), digest_size=8).digest()
-    u = int.from_bytes(digest, "little") / 2.0**64
+    u = int.from_bytes(_split_digest(consultation_id, seed), "little") / 2.0**64
     if u < train:
         return 0
     return 1 if u < train + validation else 2
@@ -64,8 +68,7 @@ def split_of(consultation_id: str, seed: int, train: float, validation: float) -
 def splits_of(consultation_ids: list[str], seed: int, train: float, validation: float) -> list[int]:
     """:func:`split_of` of many ids: the same hashes, compared as one array (the uint64 -> float
     conversion rounds as Python's int -> float does, so the result is identical)."""
-    blake2b, head = hashlib.blake2b, f"{seed}\0"
-    digests = b"".join([blake2b((head + cid).encode("utf-8"), digest_size=8).digest() for cid in consultation_ids])
+    digests = b"".join([_split_digest(cid, seed) for cid in consultation_ids])
     u = np.frombuffer(digests, dtype="<u8").astype(np.float64) / 2.0**64
     return np.where(u < train, 0, np.where(u < train + validation, 1, 2)).tolist()
 

@@ -88,7 +88,7 @@ def read_meddialog_raw_range(path: str | Path, start: int, end: int | None, line
         if isinstance(text, bytes):
             yield _bad_bytes(path, start, text)
             continue
-        for offset, part in _split_orphans(text) if "\n\nhttp" in text else ((0, text),):
+        for offset, part in _split_orphans(text):
             line = start + text.count("\n", 0, offset) if offset else start
             try:
                 yield _consultation(path, line, part, language)
@@ -238,7 +238,7 @@ def _consultation(path, line: int, text: str, language: str | None) -> Record:
         section_turns, lang = _dialogue(body, offset, cid)
         turns += section_turns
         tag_lang = tag_lang or lang
-    roles = [t.role for t in turns]
+    roles = {t.role for t in turns}
     if "user" not in roles or "assistant" not in roles:
         try:
             require_dialogue_roles(turns, f"consultation id={cid}")

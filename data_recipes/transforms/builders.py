@@ -46,14 +46,11 @@ def _record_answered(record: Record) -> list[int]:
     return cached
 
 
-_SUFFIXES = tuple(f"t{k}" for k in range(64))      # row id suffixes of the first turns, made once
-
-
 # --- SFT -----------------------------------------------------------------------------------
 
 def per_turn_examples_plan(record: Record) -> list[RowPlan]:
     """:func:`per_turn_examples` as row plans."""
-    return [(_SUFFIXES[k] if k < 64 else f"t{k}", i + 1, k, ()) for k, i in enumerate(_record_answered(record))]
+    return [(f"t{k}", i + 1, k, ()) for k, i in enumerate(_record_answered(record))]
 
 
 def per_turn_examples(record: Record) -> list[dict]:
@@ -110,7 +107,7 @@ def department_routing(record: Record) -> list[dict]:
 
 def _prompt_plans(record: Record, indices: list[tuple[int, int]]) -> list[RowPlan]:
     department, turns = record.meta.get("department"), record.turns
-    return [(_SUFFIXES[k] if k < 64 else f"t{k}", i, k, (turns[i].content, department)) for k, i in indices]
+    return [(f"t{k}", i, k, (turns[i].content, department)) for k, i in indices]
 
 
 def _reward_prompt(record: Record) -> list[dict]:

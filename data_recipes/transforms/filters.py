@@ -34,10 +34,7 @@ class FilterLength(StrictModel):
 
 def filter_length(record: Record, spec: FilterLength, counts: Counter) -> Record | Drop:
     """Keep the record only when every text field's length is within bounds."""
-    if record.text is None and not record.responses:         # the common case: turns only
-        lengths = [len(t.content) for t in record.turns]
-    else:
-        lengths = list(map(len, record_texts(record)))
+    lengths = list(map(len, record_texts(record)))
     if lengths and min(lengths) < spec.min_chars:
         return Drop(f"text shorter than min_chars={spec.min_chars}")
     if spec.max_chars is not None and lengths and max(lengths) > spec.max_chars:
@@ -45,13 +42,7 @@ def filter_length(record: Record, spec: FilterLength, counts: Counter) -> Record
     if spec.max_total_chars is not None and sum(lengths) > spec.max_total_chars:
         return Drop(f"record longer than max_total_chars={spec.max_total_chars}")
     if spec.min_assistant_turns and record.kind in ("dialogue", "qa"):
-        needed = spec.min_assistant_turns
-        for turn in record.turns:               # stop at the needed count (no role list)
-            if turn.role == "assistant":
-                needed -= 1
-                if not needed:
-                    break
-        else:
+        if [t.role for t in record.turns].count("assistant") < spec.min_assistant_turns:
             return Drop(f"fewer than min_assistant_turns={spec.min_assistant_turns} assistant turns")
     return record
 
