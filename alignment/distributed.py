@@ -99,7 +99,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def maybe_launch(stage: str, cfg, inputs: dict[str, str], out: Path, ctx) -> dict | None:
+def maybe_launch(stage: str, cfg: StrictModel, inputs: dict[str, str], out: Path, ctx) -> dict | None:
     """Spawn torchrun for ``stage`` when ``cfg.distributed`` asks for it; return rank 0's metrics.
 
     Returns None when the stage should just run in this process.

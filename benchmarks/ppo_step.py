@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg = PPOConfig(steps=args.warmup + args.steps, batch_size=args.batch,
                         mini_batch_size=args.mini or args.batch, micro_batch_size=args.micro,
                         ppo_epochs=args.epochs, scope={"mode": args.scope},
-                        rollout={"max_new_tokens": args.new_tokens, "max_prompt_tokens": 128},
-                        optim={"lr": 1e-4, "critic_lr": 1e-4})
+                        sampling={"max_new_tokens": args.new_tokens, "max_prompt_tokens": 128},
+                        optim={"learning_rate": 1e-4, "critic_learning_rate": 1e-4})
         setup = build_ppo(cfg, str(policy_dir), str(rm_dir), DistInfo())
         rows = []
         for step in range(cfg.steps):

@@ -34,18 +34,24 @@ from medalign.config import StrictModel
 REPORT = "judge_report.json"
 
 
-class RankingConfig(StrictModel):
-    """Which pairs to judge and how verdicts become reward tuples and pairs."""
+class PairingSpec(StrictModel):
+    """Which pairs of a prompt's responses are judged, and how many ok comparisons give a score
+    (shared by the judge stage's ``ranking`` and rsft's ``judging``)."""
 
     pairing: Literal["all", "round_robin"] = "all"     # all k(k-1)/2 pairs, or a cycle subset
     round_robin_rounds: int = Field(1, ge=1)           # round_robin: pair i with i+1..i+rounds
+    min_comparisons: int = Field(1, ge=1)              # ok comparisons a response needs to be scored (ranked)
+
+
+class RankingConfig(PairingSpec):
+    """Which pairs to judge and how verdicts become reward tuples and pairs."""
+
     pair_mode: PairMode = "adjacent"                   # adjacent | all | best_vs_worst
     min_margin: float = Field(0.0, ge=0.0)             # drop extracted pairs below this margin
     tie_tolerance: float = Field(0.0, ge=0.0)          # scores this close share a rank
-    min_comparisons: int = Field(1, ge=1)              # ok comparisons a response needs to rank
 
 
-def pairs_to_judge(k: int, cfg: RankingConfig) -> list[tuple[int, int]]:
+def pairs_to_judge(k: int, cfg: PairingSpec) -> list[tuple[int, int]]:
     """Index pairs (i < j) of a tuple of k responses to send to the judges."""
     if cfg.pairing == "all":
         return list(itertools.combinations(range(k), 2))
@@ -57,7 +63,7 @@ def pairs_to_judge(k: int, cfg: RankingConfig) -> list[tuple[int, int]]:
     return sorted(found)
 
 
-def build_items(tuples: list[ResponseTuple], cfg: RankingConfig) -> list[PairItem]:
+def build_items(tuples: list[ResponseTuple], cfg: PairingSpec) -> list[PairItem]:
     items = []
     for t in tuples:
         history, question = t.messages[:-1], t.messages[-1]["content"]

@@ -17,6 +17,7 @@ import torch
 from alignment.rl.gae import gae_advantages
 from alignment.rl.kl import per_token_kl, sequence_kl
 from alignment.rl.parallel import all_reduce_sum, all_reduce_sum_
+from alignment.rl.ppo_config import PPOConfig
 from alignment.rl.rewards import kl_penalised_rewards, normalise_scores
 from alignment.rl.rollout import RolloutBatch, decode_responses, policy_logprobs, sample_rollout
 from alignment.rl.whiten import masked_moments, masked_sum, masked_whiten
@@ -108,7 +109,7 @@ def _check_finite(name: str, tensor: torch.Tensor, mask: torch.Tensor | None, st
                          "the run resumes from its last checkpoint.")
 
 
-def make_experience(models: PPOModels, prompts: list[list[dict]], *, cfg, beta: float,
+def make_experience(models: PPOModels, prompts: list[list[dict]], *, cfg: PPOConfig, beta: float,
                     reward_stats: tuple[float, float] | None, step: int, gen_seed: int):
     """Sample, score and turn one step's prompts into an :class:`Experience`.
 
@@ -119,11 +120,11 @@ def make_experience(models: PPOModels, prompts: list[list[dict]], *, cfg, beta: 
     """
     t0 = time.perf_counter()
     batch = sample_rollout(models.policy_module, models.tokenizer, prompts,
-                           max_new_tokens=cfg.rollout.max_new_tokens,
-                           max_prompt_tokens=cfg.rollout.max_prompt_tokens,
-                           temperature=cfg.rollout.temperature, seed=gen_seed)
+                           max_new_tokens=cfg.sampling.max_new_tokens,
+                           max_prompt_tokens=cfg.sampling.max_prompt_tokens,
+                           temperature=cfg.sampling.temperature, seed=gen_seed)
     t_gen = time.perf_counter() - t0
-    scored, timings = _score_in_chunks(models, batch, cfg.micro_batch_size, cfg.rollout.temperature)
+    scored, timings = _score_in_chunks(models, batch, cfg.micro_batch_size, cfg.sampling.temperature)
     mask = batch.response_mask
     t1 = time.perf_counter()
     raw = models.reward_fn(prompts, decode_responses(models.tokenizer, batch)).float().reshape(-1)

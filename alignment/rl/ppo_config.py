@@ -1,6 +1,6 @@
 """Configuration of the ``ppo`` stage (PPO with a KL penalty to the initial policy).
 
-Defaults that come from HuatuoGPT (Zhang et al., 2023) say so: KL coefficient 0.05, only the last
+Defaults that come from HuatuoGPT (Zhang et al., 2023) say so: KL penalty weight 0.05, only the last
 two transformer blocks trained, learning rate 8e-6, 16,000 steps. The quickstart job overrides
 them with tiny-model values (a 2-layer, 64-wide model learns nothing at 8e-6 in 30 steps).
 
@@ -17,10 +17,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from alignment.distributed import DistributedSpec
+from alignment.generation import SamplingSpec
 from alignment.scope import TrainableScope
+from alignment.specs import KLSpec, RewardSpec
 from medalign.config import StrictModel
 
-__all__ = ["PPOConfig", "PPOScope", "RolloutConfig", "KLConfig", "RewardConfig", "OptimConfig"]
+__all__ = ["PPOConfig", "PPOScope", "KLConfig", "OptimConfig", "check_rl_sampling"]
 
 
 class PPOScope(TrainableScope):
@@ -30,22 +32,13 @@ class PPOScope(TrainableScope):
     mode: Literal["full", "lora", "last_n_layers"] = "last_n_layers"  # HuatuoGPT PPO: last 2 layers
 
 
-class RolloutConfig(StrictModel):
-    """How responses are sampled from the policy."""
+class KLConfig(KLSpec):
+    """The KL penalty r_t = -coef * kl_t against the frozen initial policy (the reference)."""
 
-    max_new_tokens: int = Field(128, ge=1)       # response length cap (tokens)
-    max_prompt_tokens: int = Field(512, ge=8)    # longer prompts keep their last tokens (counted in metrics)
-    temperature: float = Field(1.0, gt=0)        # sampling temperature; log-probs use the same one
-
-
-class KLConfig(StrictModel):
-    """The KL penalty r_t = -beta * kl_t against the frozen initial policy (the reference)."""
-
-    coef: float = Field(0.05, ge=0)              # beta; HuatuoGPT: lambda_KL = 0.05 (fixed)
     estimator: Literal["k1", "k3"] = "k1"        # per-token estimator in the reward (k1 = log pi - log pi_ref)
-    adaptive: bool = False                       # adapt beta towards `target` (Ziegler et al. 2019)
+    adaptive: bool = False                       # adapt coef towards `target` (Ziegler et al. 2019)
     target: float | None = Field(None, gt=0)     # adaptive: target KL, nats per response
-    horizon: int = Field(10000, ge=1)            # adaptive: responses over which beta reacts
+    horizon: int = Field(10000, ge=1)            # adaptive: responses over which coef reacts
     max_kl: float | None = Field(100.0, gt=0)    # guard: stop with an error when the mean KL per response exceeds this
 
     @model_validator(mode="after")
@@ -55,31 +48,40 @@ class KLConfig(StrictModel):
         return self
 
 
-class RewardConfig(StrictModel):
-    """How the sequence score becomes the reward at the last token."""
-
-    normalise: bool = True                       # (score - mean) / std with the reward_model stage's reward_stats.json
-    clip: float | None = Field(5.0, gt=0)        # clip the normalised score to [-clip, clip] (None: no clip)
-    missing_eos_penalty: float | None = Field(None, ge=0)  # subtract from the score of a response cut at max_new_tokens
-    function: Literal["reward_model", "asks_question"] = "reward_model"  # asks_question: 1 if the response contains '?'
-    score_batch_size: int = Field(16, ge=1)      # responses per reward-model forward
-
-
 class OptimConfig(StrictModel):
-    """AdamW for the policy and the critic (separate optimizers)."""
+    """AdamW for the policy and the critic (separate optimizers); names as in the trainers' ``optim``."""
 
-    lr: float = Field(8e-6, gt=0)                # policy learning rate; HuatuoGPT: 8e-6
-    critic_lr: float = Field(8e-6, gt=0)         # critic learning rate
-    weight_decay: float = Field(0.0, ge=0)       # AdamW weight decay
-    betas: tuple[float, float] = (0.9, 0.95)     # AdamW betas
-    eps: float = Field(1e-8, gt=0)               # AdamW epsilon
-    max_grad_norm: float | None = Field(1.0, gt=0)  # clip the global grad norm of each model (None: off)
-    schedule: Literal["constant", "linear", "cosine"] = "constant"  # lr schedule over `steps` optimizer rounds
-    warmup_steps: int = Field(0, ge=0)           # linear warm-up, in PPO steps
+    renamed = {"lr": "learning_rate", "critic_lr": "critic_learning_rate", "betas": ("adam_beta1", "adam_beta2"),
+               "eps": "adam_epsilon", "schedule": "lr_scheduler"}
+
+    learning_rate: float = Field(8e-6, gt=0)         # policy learning rate; HuatuoGPT: 8e-6
+    critic_learning_rate: float = Field(8e-6, gt=0)  # critic learning rate
+    weight_decay: float = Field(0.0, ge=0)           # AdamW weight decay
+    adam_beta1: float = Field(0.9, ge=0, lt=1)       # AdamW beta1
+    adam_beta2: float = Field(0.95, ge=0, lt=1)      # AdamW beta2
+    adam_epsilon: float = Field(1e-8, gt=0)          # AdamW epsilon
+    max_grad_norm: float | None = Field(1.0, gt=0)   # clip the global grad norm of each model (None: off)
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"  # schedule over `steps` PPO steps
+    warmup_steps: int = Field(0, ge=0)               # linear warm-up, in PPO steps
+
+
+def check_rl_sampling(sampling: SamplingSpec, stage: str, why_batch: str, truncation: bool = False) -> None:
+    """Refuse decoding settings an RL stage cannot honour: its log-probs are those of
+    ``softmax(logits / temperature)``, so it samples at temperature > 0 and, unless ``truncation``
+    (trl's trainers accept top_p / top_k), from the whole distribution."""
+    if not sampling.temperature > 0:
+        raise ValueError(f"{stage}: sampling.temperature must be > 0 (the policy's log-probs divide by it)")
+    if not truncation and (sampling.top_p != 1.0 or sampling.top_k != 0):
+        raise ValueError(f"{stage}: sampling.top_p / top_k truncate the distribution, which would make the "
+                         "samples off-policy; leave them at 1.0 / 0")
+    if sampling.batch_size != SamplingSpec.model_fields["batch_size"].default:   # (a JSON round trip sets it)
+        raise ValueError(f"{stage}: sampling.batch_size does not apply: {why_batch}")
 
 
 class PPOConfig(StrictModel):
     """The ``ppo`` stage: policy from the SFT model, critic from the reward model."""
+
+    renamed = {"rollout": "sampling", "prompt_split": "split"}
 
     steps: int = Field(16000, ge=1)              # PPO steps (rollout + update); HuatuoGPT: 16,000
     batch_size: int = Field(64, ge=1)            # rollouts per step, all processes together
@@ -94,12 +96,12 @@ class PPOConfig(StrictModel):
     whiten_advantages: bool = True               # normalise advantages over the step's tokens
     scope: PPOScope = Field(default_factory=PPOScope)  # policy parameters that train; HuatuoGPT: last 2 layers
     critic_scope: PPOScope | None = None         # critic parameters that train (None: same as scope; the score head always trains)
-    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec)  # rollouts: temperature, max_new_tokens, max_prompt_tokens
     kl: KLConfig = Field(default_factory=KLConfig)
-    reward: RewardConfig = Field(default_factory=RewardConfig)
+    reward: RewardSpec = Field(default_factory=RewardSpec)  # one function; the RM's scores normalised and clipped
     optim: OptimConfig = Field(default_factory=OptimConfig)
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # nproc (torchrun) and deepspeed: none | zero2 | zero3 | JSON path
-    prompt_split: str = "train"                  # which prompts/<split>.parquet of the data stage to train on
+    split: str = "train"                         # which prompts/<split>.parquet of the data stage to train on
     max_prompts: int | None = Field(None, ge=1)  # use only the first N prompts after dedup (None: all)
     seed: int | None = None                      # run seed (None: the job's seed)
     checkpoint_every: int = Field(50, ge=1)      # write a resumable checkpoint every N steps (and at the end)
@@ -111,4 +113,9 @@ class PPOConfig(StrictModel):
         if self.batch_size % self.mini_batch_size:
             raise ValueError(f"batch_size {self.batch_size} is not a multiple of mini_batch_size "
                              f"{self.mini_batch_size}")
+        check_rl_sampling(self.sampling, "ppo", "each process samples its share of a step's batch_size "
+                                                "rollouts in one generate call")
+        if len(self.reward.functions) != 1 or self.reward.weights is not None:
+            raise ValueError(f"ppo: reward.functions takes one function (got {self.reward.functions}, weights "
+                             f"{self.reward.weights}); the online_rl stage sums several")
         return self

@@ -26,6 +26,7 @@ from alignment.rl.experience import GuardError, PPOModels, make_experience
 from alignment.rl.metrics_log import MetricsLog
 from alignment.rl.optim import lr_at
 from alignment.rl.parallel import DistInfo, all_reduce_sum, derived_seed
+from alignment.rl.ppo_config import PPOConfig
 from alignment.rl.ppo_update import ppo_update
 from medalign.config import config_hash
 
@@ -78,12 +79,12 @@ def _finite_or_none(row: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
-def run_hash(cfg, seed: int) -> str:
+def run_hash(cfg: PPOConfig, seed: int) -> str:
     """What a checkpoint must have been written by to be resumed: this config and seed."""
     return config_hash({"config": cfg.model_dump(mode="json"), "seed": seed})
 
 
-def _resume(out: Path, cfg, seed: int, updaters, ctl, dist: DistInfo) -> tuple[int, list[dict]]:
+def _resume(out: Path, cfg: PPOConfig, seed: int, updaters, ctl, dist: DistInfo) -> tuple[int, list[dict]]:
     ckpt = find_latest_checkpoint(out / "checkpoints")
     if ckpt is None:
         return 0, []
@@ -99,7 +100,7 @@ def _resume(out: Path, cfg, seed: int, updaters, ctl, dist: DistInfo) -> tuple[i
     return int(state["step"]), list(state["metrics"])
 
 
-def train_ppo(models: PPOModels, prompts: list[list[dict]], cfg, *, out: Path, seed: int,
+def train_ppo(models: PPOModels, prompts: list[list[dict]], cfg: PPOConfig, *, out: Path, seed: int,
               dist: DistInfo, reward_stats: tuple[float, float] | None, updaters: tuple,
               progress: bool = False, stop_after: int | None = None) -> list[dict]:
     """Run PPO steps until ``cfg.steps`` (resuming from ``out/checkpoints``); return all metrics rows.
@@ -128,8 +129,9 @@ def train_ppo(models: PPOModels, prompts: list[list[dict]], cfg, *, out: Path, s
             row = _rollout_metrics(all_reduce_sum(sums), beta)
             _check_kl(row["kl/mean"], cfg.kl.max_kl, step + 1)
             t1 = time.perf_counter()
-            lr = lr_at(step, cfg.steps, cfg.optim.lr, cfg.optim.schedule, cfg.optim.warmup_steps)
-            clr = lr_at(step, cfg.steps, cfg.optim.critic_lr, cfg.optim.schedule, cfg.optim.warmup_steps)
+            lr = lr_at(step, cfg.steps, cfg.optim.learning_rate, cfg.optim.lr_scheduler, cfg.optim.warmup_steps)
+            clr = lr_at(step, cfg.steps, cfg.optim.critic_learning_rate, cfg.optim.lr_scheduler,
+                        cfg.optim.warmup_steps)
             row.update(ppo_update(exp, policy_updater, critic_updater, cfg, lr=lr, critic_lr=clr,
                                   step=step, seed=seed, world_size=dist.world_size))
             ctl.update(row["kl/mean"], n_steps=cfg.batch_size)
@@ -162,5 +164,5 @@ def _check_kl(kl: float, bound: float | None, step: int) -> None:
     if bound is not None and kl > bound:
         raise GuardError(f"step {step}: mean KL(pi || pi_ref) = {kl:.3f} nats per response exceeds "
                          f"kl.max_kl = {bound}; the policy has drifted too far from the reference "
-                         "(reward hacking or too high a learning rate). Lower optim.lr, raise "
+                         "(reward hacking or too high a learning rate). Lower optim.learning_rate, raise "
                          "kl.coef, or raise kl.max_kl if this drift is intended.")

@@ -13,13 +13,14 @@ import torch
 from alignment.rl.experience import Experience, GuardError
 from alignment.rl.losses import clipped_policy_loss, clipped_value_loss
 from alignment.rl.parallel import all_reduce_sum, derived_seed
+from alignment.rl.ppo_config import PPOConfig
 from alignment.rl.rollout import policy_logprobs
 from alignment.rl.whiten import masked_sum
 
 __all__ = ["minibatch_backward", "ppo_update"]
 
 
-def minibatch_backward(exp: Experience, rows: torch.Tensor, policy, critic, cfg,
+def minibatch_backward(exp: Experience, rows: torch.Tensor, policy, critic, cfg: PPOConfig,
                        normaliser: float) -> dict[str, float]:
     """Forward/backward the mini-batch ``rows`` in micro-batches; gradients accumulate.
 
@@ -31,7 +32,7 @@ def minibatch_backward(exp: Experience, rows: torch.Tensor, policy, critic, cfg,
     for chunk in rows.split(cfg.micro_batch_size):
         sub = exp.rows(chunk)
         mask = sub.batch.response_mask
-        logp, entropy = policy_logprobs(policy.module, sub.batch, cfg.rollout.temperature,
+        logp, entropy = policy_logprobs(policy.module, sub.batch, cfg.sampling.temperature,
                                         with_entropy=cfg.entropy_coef > 0)
         pl = clipped_policy_loss(logp, sub.old_logp, sub.advantages, mask, cfg.clip_eps, normaliser)
         loss = pl.loss
@@ -52,7 +53,7 @@ def minibatch_backward(exp: Experience, rows: torch.Tensor, policy, critic, cfg,
     return sums
 
 
-def ppo_update(exp: Experience, policy, critic, cfg, *, lr: float, critic_lr: float, step: int,
+def ppo_update(exp: Experience, policy, critic, cfg: PPOConfig, *, lr: float, critic_lr: float, step: int,
                seed: int, world_size: int) -> dict[str, float]:
     """``cfg.ppo_epochs`` passes over ``exp`` in shuffled mini-batches. Returns global metrics.
 

@@ -18,6 +18,7 @@ import torch
 from alignment.rl.experience import PPOModels
 from alignment.rl.optim import DeepSpeedUpdater, PlainUpdater
 from alignment.rl.parallel import DistInfo
+from alignment.rl.ppo_config import PPOConfig
 from alignment.rl.reward_fn import asks_a_question, load_reward_model_fn
 from alignment.rl.rollout import ValueModel
 from alignment.scope import apply_trainable_scope
@@ -35,7 +36,7 @@ class PPOSetup:
     keep_alive: list = field(default_factory=list)  # e.g. HfDeepSpeedConfig (must outlive generate)
 
 
-def deepspeed_config(cfg, world_size: int) -> dict:
+def deepspeed_config(cfg: PPOConfig, world_size: int) -> dict:
     """The DeepSpeed config for PPO's policy and critic engines.
 
     ``distributed.deepspeed`` is ``zero2`` / ``zero3`` (a minimal ZeRO section) or the path of a
@@ -81,14 +82,14 @@ def deepspeed_config(cfg, world_size: int) -> dict:
     }
 
 
-def _check_batch_sizes(cfg, world_size: int) -> None:
+def _check_batch_sizes(cfg: PPOConfig, world_size: int) -> None:
     for name in ("batch_size", "mini_batch_size"):
         if getattr(cfg, name) % world_size:
             raise ValueError(f"ppo.{name} = {getattr(cfg, name)} is not divisible by the {world_size} "
                              "processes: every process must get the same number of rollouts")
 
 
-def _load_critic(rm_path: str, cfg, device: str):
+def _load_critic(rm_path: str, cfg: PPOConfig, device: str):
     from transformers import AutoModelForSequenceClassification
 
     classifier = AutoModelForSequenceClassification.from_pretrained(rm_path, dtype=torch.float32)
@@ -97,10 +98,11 @@ def _load_critic(rm_path: str, cfg, device: str):
     return critic
 
 
-def _reward_fn(cfg, rm_path: str, device: str):
-    if cfg.reward.function == "asks_question":
+def _reward_fn(cfg: PPOConfig, rm_path: str, device: str):
+    if cfg.reward.functions == ["asks_question"]:
         return asks_a_question
-    return load_reward_model_fn(rm_path, device, batch_size=cfg.reward.score_batch_size)
+    return load_reward_model_fn(rm_path, device, batch_size=cfg.reward.score_batch_size,
+                                max_length=cfg.reward.max_length)
 
 
 def _check_same_vocab(policy_path: str, rm_path: str, tokenizer) -> None:
@@ -113,7 +115,7 @@ def _check_same_vocab(policy_path: str, rm_path: str, tokenizer) -> None:
                          "model's backbone is the SFT model)")
 
 
-def build_ppo(cfg, policy_path: str, rm_path: str, dist: DistInfo, device: str = "cpu") -> PPOSetup:
+def build_ppo(cfg: PPOConfig, policy_path: str, rm_path: str, dist: DistInfo, device: str = "cpu") -> PPOSetup:
     """Load the models from their checkpoints and wrap the trainable ones in updaters."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -132,16 +134,19 @@ def build_ppo(cfg, policy_path: str, rm_path: str, dist: DistInfo, device: str =
     critic = _load_critic(rm_path, cfg, device)
     reward_fn = _reward_fn(cfg, rm_path, device)
     o = cfg.optim
+    betas = (o.adam_beta1, o.adam_beta2)
     keep_alive = []
     if ds is None:
-        updaters = (PlainUpdater(policy, "policy", o.lr, o.betas, o.eps, o.weight_decay, o.max_grad_norm, dist),
-                    PlainUpdater(critic, "critic", o.critic_lr, o.betas, o.eps, o.weight_decay,
+        updaters = (PlainUpdater(policy, "policy", o.learning_rate, betas, o.adam_epsilon, o.weight_decay,
+                                 o.max_grad_norm, dist),
+                    PlainUpdater(critic, "critic", o.critic_learning_rate, betas, o.adam_epsilon, o.weight_decay,
                                  o.max_grad_norm, dist))
     else:  # DeepSpeed: a preset or a JSON path
         from transformers.integrations import HfDeepSpeedConfig
 
-        updaters = (DeepSpeedUpdater(policy, "policy", o.lr, o.betas, o.eps, o.weight_decay, ds, dist),
-                    DeepSpeedUpdater(critic, "critic", o.critic_lr, o.betas, o.eps, o.weight_decay, ds, dist))
+        updaters = (DeepSpeedUpdater(policy, "policy", o.learning_rate, betas, o.adam_epsilon, o.weight_decay, ds, dist),
+                    DeepSpeedUpdater(critic, "critic", o.critic_learning_rate, betas, o.adam_epsilon, o.weight_decay,
+                                     ds, dist))
         # created after loading (so the frozen models are not partitioned): tells generate() that
         # ZeRO-3 is on, which turns on synced_gpus
         keep_alive.append(HfDeepSpeedConfig(ds))

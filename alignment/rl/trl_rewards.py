@@ -13,6 +13,10 @@ programmatic :func:`~alignment.rl.reward_fn.asks_a_question`) and, for the rewar
 normalises the scores with the reward_model stage's ``reward_stats.json`` exactly as PPO does
 (:func:`alignment.rl.rewards.normalise_scores`).
 
+:class:`MissingEosPenalty` is ``reward.missing_eos_penalty`` as one more reward function: minus the
+penalty for a completion cut at the length cap, decided as trl decides it (its last token is
+neither end-of-turn nor padding).
+
 A NaN or infinite reward stops training with a message saying which function produced it (trl
 would otherwise treat it as "unscorable" and carry on quietly).
 """
@@ -23,7 +27,7 @@ import torch
 
 from alignment.rl.rewards import normalise_scores
 
-__all__ = ["TrlReward", "completion_texts"]
+__all__ = ["TrlReward", "MissingEosPenalty", "completion_texts"]
 
 
 def completion_texts(completions: list) -> list[str]:
@@ -65,3 +69,15 @@ class TrlReward:
             mean, std = self.stats if self.stats is not None else (0.0, 1.0)
             scores = normalise_scores(scores, mean, std, self.clip)
         return scores.tolist()
+
+
+class MissingEosPenalty:
+    """``-penalty`` for each completion cut at ``max_completion_length``, else 0 (trl logs it as
+    ``rewards/missing_eos/mean``). ``stop_ids``: the end-of-turn and padding token ids."""
+
+    def __init__(self, penalty: float, stop_ids: set[int]):
+        self.__name__ = "missing_eos"
+        self.penalty, self.stop_ids = float(penalty), set(stop_ids)
+
+    def __call__(self, prompts: list, completions: list, completion_ids: list[list[int]], **_: object) -> list[float]:
+        return [-self.penalty if ids and ids[-1] not in self.stop_ids else 0.0 for ids in completion_ids]

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from alignment.distributed import DistributedSpec, maybe_launch
 from alignment.scope import TrainableScope
+from alignment.specs import MaxLength
 from alignment.stages.inputs import Quarantine
 from alignment.stages.reward_model import load_preference_data
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses
@@ -29,7 +30,7 @@ NAME = "dpo"
 class DPOStageConfig(StrictModel):
     """DPO settings (trl names); defaults are trl's / the DPO paper's."""
 
-    beta: float = Field(0.1, gt=0)                         # KL strength: higher stays closer to the reference
+    beta: float = Field(0.1, gt=0)                         # trl's DPO beta (implicit-reward scale), not a KL weight like kl.coef
     loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"  # sigmoid = the DPO paper's loss
     label_smoothing: float = Field(0.0, ge=0, lt=0.5)      # robust DPO: assumed label-flip probability
     source: Literal["auto", "pairs", "preferences", "ranked", "both"] = "auto"  # as in the reward_model stage
@@ -38,7 +39,7 @@ class DPOStageConfig(StrictModel):
     optim: OptimSpec = Field(default_factory=lambda: OptimSpec(
         learning_rate=1e-6, epochs=1, per_device_batch_size=8, lr_scheduler="linear", warmup_ratio=0.1))  # trl defaults
     scope: TrainableScope = Field(default_factory=TrainableScope)  # full / lora / last_n_layers
-    max_length: int = Field(1024, ge=16)                   # prompt + response tokens
+    max_length: MaxLength = 1024                           # prompt + response tokens
     seed: int | None = None                                # None: the job seed
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed
 

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from alignment.generation import SamplingSpec
 from alignment.models import DType
+from alignment.specs import RewardScoringSpec
 from alignment.stages.inputs import Quarantine, load_prompt_split
 from judges.config import JudgeConfig
 from medalign.config import StrictModel
@@ -35,14 +36,15 @@ NAME = "eval"
 class EvalStageConfig(StrictModel):
     """What to evaluate on and how."""
 
+    renamed = {"reward_batch_size": "reward.score_batch_size", "reward_max_length": "reward.max_length"}
+
     split: str = "test"                                   # prompts/<split>.parquet
     max_prompts: int | None = Field(None, ge=1)           # first N prompts (None: all)
     sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(temperature=0.7, top_p=0.9))  # both models
     judge: JudgeConfig = Field(default_factory=JudgeConfig)  # judge endpoint/template (local rubric by default)
     tie_tolerance: float = Field(0.0, ge=0)               # |score gap| <= this is a tie
     n_bootstrap: int = Field(2000, ge=100)                # bootstrap resamples for the intervals
-    reward_batch_size: int = Field(32, ge=1)              # batch size when scoring with the RM
-    reward_max_length: int = Field(1024, ge=16)           # RM input tokens (longer keep their end)
+    reward: RewardScoringSpec = Field(default_factory=RewardScoringSpec)  # scoring with the reward_model input
     dtype: DType = "auto"                                 # generation / scoring dtype
     seed: int | None = None                               # None: the job seed
 
@@ -96,7 +98,8 @@ def _reward_figures(inputs: dict, prompts: list[dict], policy: list[str], baseli
     msgs = [p["messages"] for p in prompts]
     figures = {}
     for name, texts in (("policy", policy), ("baseline", baseline)):
-        scores = score_responses(rm, tok, msgs, texts, cfg.reward_batch_size, cfg.reward_max_length, ctx.progress)
+        scores = score_responses(rm, tok, msgs, texts, cfg.reward.score_batch_size, cfg.reward.max_length,
+                                 ctx.progress)
         figures[f"mean_reward_{name}"] = sum(scores) / len(scores)
         figures[f"_scores_{name}"] = scores
     if not inputs.get("pairs"):
@@ -105,7 +108,8 @@ def _reward_figures(inputs: dict, prompts: list[dict], policy: list[str], baseli
     settings = json.loads(stats_file.read_text())["settings"] if stats_file.is_file() else {}
     data = load_preference_data(inputs["pairs"], settings.get("source", "auto"), settings.get("heldout_fraction", 0.1),
                                 settings.get("heldout_split", "validation"), Quarantine())
-    held = heldout_metrics(rm, tok, data["heldout_pairs"], cfg.reward_batch_size, cfg.reward_max_length, ctx.progress)
+    held = heldout_metrics(rm, tok, data["heldout_pairs"], cfg.reward.score_batch_size, cfg.reward.max_length,
+                           ctx.progress)
     return {**figures, "heldout": {**held, "source": data["source"], "split_from": str(stats_file) if settings else
                                    "defaults (no reward_stats.json beside the reward model)"}}
 

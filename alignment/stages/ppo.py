@@ -2,7 +2,7 @@
 
 Inputs (docs/CONTRACTS.md): ``data`` (the data stage dir: prompts from ``prompts/<split>.parquet``),
 ``policy`` (the SFT checkpoint: trained policy and frozen reference), ``reward_model`` (the
-reward_model stage's ``model/``: the critic starts from it and, unless ``reward.function`` says
+reward_model stage's ``model/``: the critic starts from it and, unless ``reward.functions`` says
 otherwise, it scores responses; ``reward_stats.json`` beside it normalises the scores).
 
 Outputs in ``out/``: ``model/`` (final policy, LoRA merged, + tokenizer), ``metrics.jsonl`` (one
@@ -42,7 +42,7 @@ def load_prompts(path: Path, max_prompts: int | None, quarantine: Path) -> tuple
 
     if not path.is_file():
         raise FileNotFoundError(f"ppo: prompts file {path} not found (the data stage writes "
-                                "prompts/<split>.parquet; check prompt_split)")
+                                "prompts/<split>.parquet; check split)")
     frame = pd.read_parquet(path)
     if "messages" not in frame.columns:
         raise ValueError(f"{path}: no 'messages' column (columns: {list(frame.columns)})")
@@ -158,17 +158,17 @@ def _run(cfg: PPOConfig, inputs: dict[str, str], out: Path, ctx: StageContext, r
             return launched
     dist = init_distributed()
     seed = cfg.seed if cfg.seed is not None else ctx.seed
-    prompts, counts = load_prompts(Path(inputs["data"]) / "prompts" / f"{cfg.prompt_split}.parquet",
+    prompts, counts = load_prompts(Path(inputs["data"]) / "prompts" / f"{cfg.split}.parquet",
                                    cfg.max_prompts, out / "quarantine.jsonl")
     # the RM's score statistics apply to RM scores only, not to a programmatic reward
-    uses_rm = reward_fn is None and cfg.reward.function == "reward_model"
+    uses_rm = reward_fn is None and cfg.reward.functions == ["reward_model"]
     stats = load_reward_stats(inputs["reward_model"]) if cfg.reward.normalise and uses_rm else None
     if cfg.reward.normalise and uses_rm and stats is None:
         ctx.logger.warning("ppo: no reward_stats.json next to %s; scores are not normalised",
                            inputs["reward_model"])
     setup = build_ppo(cfg, inputs["policy"], inputs["reward_model"], dist, ctx.device)
     counts["prompts_truncated"] = _count_long_prompts(setup.models.tokenizer, prompts,
-                                                      cfg.rollout.max_prompt_tokens)
+                                                      cfg.sampling.max_prompt_tokens)
     if reward_fn is not None:
         setup.models.reward_fn = reward_fn
     history = train_ppo(setup.models, prompts, cfg, out=out, seed=seed, dist=dist, reward_stats=stats,

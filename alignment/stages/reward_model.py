@@ -28,6 +28,7 @@ from pydantic import Field
 
 from alignment.distributed import DistributedSpec, is_main_process, maybe_launch
 from alignment.scope import TrainableScope
+from alignment.specs import MaxLength
 from alignment.stages.inputs import Quarantine, read_pairs, read_ranked
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses
 from medalign.config import StrictModel
@@ -48,9 +49,9 @@ class RewardModelStageConfig(StrictModel):
         learning_rate=5e-6, epochs=2, per_device_batch_size=8, lr_scheduler="cosine_with_min_lr",
         min_lr_ratio=0.1, warmup_ratio=0.03))           # ChiMed-GPT: 2 epochs, batch 8, cosine 5e-6 -> 10%, 3% warm-up
     scope: TrainableScope = Field(default_factory=TrainableScope)  # full / lora / last_n_layers
-    max_length: int = Field(1024, ge=16)                 # pairs with a longer side are dropped (counted)
+    max_length: MaxLength = 1024                         # pairs with a longer side are dropped (counted); scoring cap
     stats_samples: int = Field(1024, ge=2)               # training responses scored for the reward mean/std
-    score_batch_size: int = Field(32, ge=1)              # batch size when scoring held-out pairs
+    score_batch_size: int = Field(32, ge=1)              # responses per forward when scoring held-out pairs and stats
     seed: int | None = None                              # None: the job seed
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed (pairwise)
 

@@ -30,6 +30,7 @@ from pydantic import Field
 from alignment.generation import SamplingSpec
 from alignment.models import DType
 from alignment.scope import TrainableScope
+from alignment.specs import MaxLength, RewardScoringSpec
 from alignment.stages.inputs import Quarantine, load_prompt_split
 from alignment.stages.rsft_scoring import RSFTJudgeSpec, score_with_judge, score_with_reward_model
 from alignment.stages.training_args import OptimSpec
@@ -46,7 +47,7 @@ class RSFTTrainSpec(StrictModel):
         learning_rate=1e-5, epochs=1, per_device_batch_size=8, adam_beta2=0.95, adam_epsilon=1e-5,
         weight_decay=0.1))                       # ChiMed-GPT: AdamW (0.9, 0.95, eps 1e-5), lr 1e-5, wd 0.1
     scope: TrainableScope = Field(default_factory=TrainableScope)  # full / lora / last_n_layers
-    max_length: int = Field(1024, ge=16)         # tokens per example
+    max_length: MaxLength = 1024                 # tokens per example, longer ones are cut
     packing: bool = False                        # pack kept examples into max_length rows
     assistant_only_loss: bool = True             # learn only the kept responses
     seed: int | None = None                      # None: the job seed
@@ -54,6 +55,8 @@ class RSFTTrainSpec(StrictModel):
 
 class RSFTStageConfig(StrictModel):
     """Rejection sampling: how many prompts and samples, what to keep, how to fine-tune."""
+
+    renamed = {"reward_batch_size": "reward.score_batch_size", "reward_max_length": "reward.max_length"}
 
     iterations: int = Field(3, ge=1)                       # sample -> score -> keep -> fine-tune rounds
     split: str = "train"                                   # prompts/<split>.parquet to draw from
@@ -65,8 +68,7 @@ class RSFTStageConfig(StrictModel):
     judging: RSFTJudgeSpec = Field(default_factory=RSFTJudgeSpec)  # scorer=judge: judge, pairing
     sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(temperature=1.0, top_p=0.95))  # decoding
     train: RSFTTrainSpec = Field(default_factory=RSFTTrainSpec)  # the fine-tuning step
-    reward_batch_size: int = Field(32, ge=1)               # batch size when scoring with the RM
-    reward_max_length: int = Field(1024, ge=16)            # RM input tokens (longer keep their end)
+    reward: RewardScoringSpec = Field(default_factory=RewardScoringSpec)  # scorer=reward_model: batch, input cap
     dtype: DType = "auto"                                  # sampling/scoring dtype
     seed: int | None = None                                # None: the job seed
 
@@ -105,7 +107,7 @@ def _scorer(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageC
     rm_tok = load_tokenizer(inputs["reward_model"], "reward_model")
     rm = load_reward_model(inputs["reward_model"], device=ctx.device, dtype=cfg.dtype)
     return lambda prompts, responses, it: score_with_reward_model(
-        rm, rm_tok, prompts, responses, cfg.reward_batch_size, cfg.reward_max_length, ctx.progress)
+        rm, rm_tok, prompts, responses, cfg.reward.score_batch_size, cfg.reward.max_length, ctx.progress)
 
 
 def _iteration_record(it: int, policy: str, prompts: list[dict], scores: list[list[float | None]],

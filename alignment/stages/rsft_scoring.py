@@ -18,23 +18,21 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 
 from judges.config import JudgeConfig
-from medalign.config import StrictModel
+from judges.pipeline import PairingSpec
 
 Scores = list[list[float | None]]
 
 
-class RSFTJudgeSpec(StrictModel):
-    """The judge that scores samples when ``scorer: judge``."""
+class RSFTJudgeSpec(PairingSpec):
+    """The judge that scores samples when ``scorer: judge``, and which of a prompt's samples it
+    compares (``pairing``, ``round_robin_rounds``, ``min_comparisons``: as in the judge stage's
+    ``ranking``)."""
 
     judge: JudgeConfig = Field(default_factory=JudgeConfig)  # endpoint/template; default: local rubric server
-    pairing: Literal["all", "round_robin"] = "all"          # all k(k-1)/2 pairs of a prompt's samples, or a cycle
-    round_robin_rounds: int = Field(1, ge=1)                # round_robin: pair sample i with i+1..i+rounds
-    min_comparisons: int = Field(1, ge=1)                   # ok comparisons a sample needs to get a score
 
 
 def score_with_reward_model(rm, rm_tokenizer, prompts: list[dict], responses: list[list[str]], batch_size: int,
@@ -66,11 +64,11 @@ def score_with_judge(prompts: list[dict], responses: list[list[str]], spec: RSFT
                      progress: bool) -> tuple[Scores, dict]:
     """Mean judge score of every sample over its ok pairwise comparisons (None when too few)."""
     from judges.api import judge_pairs
-    from judges.pipeline import RankingConfig, build_items
+    from judges.pipeline import build_items
     from judges.ranking import comparison_counts, response_scores
 
     tuples = response_tuples(prompts, responses)
-    items = build_items(tuples, RankingConfig(pairing=spec.pairing, round_robin_rounds=spec.round_robin_rounds))
+    items = build_items(tuples, spec)
     Path(store_dir).mkdir(parents=True, exist_ok=True)
     results = judge_pairs(items, spec.judge, store_dir=store_dir, progress=progress)
     means, ok_counts = response_scores(results), comparison_counts(results)

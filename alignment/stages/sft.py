@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from alignment.distributed import DistributedSpec, is_main_process, maybe_launch
 from alignment.scope import TrainableScope
+from alignment.specs import MaxLength
 from alignment.stages.inputs import Quarantine, read_conversations, split_file
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses, perplexity
 from medalign.config import StrictModel
 from medalign.stage import StageContext
+
+if TYPE_CHECKING:   # the other configs train_sft takes (their modules import this one)
+    from alignment.stages.pretrain import PretrainStageConfig
+    from alignment.stages.rsft import RSFTTrainSpec
 
 NAME = "sft"
 
@@ -34,7 +39,7 @@ class SFTStageConfig(StrictModel):
     optim: OptimSpec = Field(default_factory=lambda: OptimSpec(
         learning_rate=2e-5, epochs=3, per_device_batch_size=8, weight_decay=0.0))  # HuatuoGPT: lr 2e-5, 3 epochs, batch 128
     scope: TrainableScope = Field(default_factory=TrainableScope)  # full / lora / last_n_layers
-    max_length: int = Field(1024, ge=16)            # tokens per example, longer ones are cut (HuatuoGPT: 2048)
+    max_length: MaxLength = 1024                    # tokens per example, longer ones are cut (HuatuoGPT: 2048)
     packing: bool = False                           # pack short examples into max_length rows (ChiMed-GPT did)
     assistant_only_loss: bool = True                # learn only the assistant turns (+ their end-of-turn)
     keep: Literal["best", "last"] = "best"          # best: lowest validation loss (HuatuoGPT); last: final step
@@ -68,7 +73,7 @@ def run(cfg: SFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContex
     return train_sft(inputs["model"], train_rows, eval_rows, cfg, out, ctx, quarantine)
 
 
-def _sft_args(cfg: SFTStageConfig, out: Path, ctx: StageContext, has_eval: bool):
+def _sft_args(cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Path, ctx: StageContext, has_eval: bool):
     from trl import SFTConfig
 
     every = getattr(cfg, "eval_every_steps", None)
@@ -89,8 +94,9 @@ def _sft_args(cfg: SFTStageConfig, out: Path, ctx: StageContext, has_eval: bool)
     )
 
 
-def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict], cfg, out: Path,
-              ctx: StageContext, quarantine: Quarantine | None = None) -> dict:
+def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
+              cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Path, ctx: StageContext,
+              quarantine: Quarantine | None = None) -> dict:
     """Fine-tune ``model_ref`` on ``train_rows`` and save ``out/model``; return the metrics.
 
     Rows are ``{"messages": [...]}`` (conversations) or ``{"text": ...}`` (language modelling).

@@ -91,7 +91,7 @@ def _torchrun_worker(runs: list[dict]) -> subprocess.CompletedProcess:
 
 
 # two GRPO steps of 2 prompts x 4 completions (the question reward: no reward model needed)
-GRPO_CFG = {"algorithm": "grpo", "num_generations": 4, "max_completion_tokens": 12, "max_prompt_tokens": 64,
+GRPO_CFG = {"algorithm": "grpo", "k": 4, "sampling": {"max_new_tokens": 12, "max_prompt_tokens": 64},
             "scope": {"mode": "full"}, "seed": 0, "reward": {"functions": ["asks_question"]}}
 
 

@@ -23,8 +23,8 @@ def _ctx() -> StageContext:
 
 
 def test_config_refuses_incomplete_groups_and_mismatched_weights():
-    with pytest.raises(ValueError, match="not a multiple of num_generations"):
-        online_rl.Config(num_generations=3, optim={"per_device_batch_size": 8})
+    with pytest.raises(ValueError, match="not a multiple of k = 3"):
+        online_rl.Config(k=3, optim={"per_device_batch_size": 8})
     with pytest.raises(ValueError, match="2 entries for 1 functions"):
         online_rl.Config(reward={"functions": ["asks_question"], "weights": [1.0, 2.0]})
     with pytest.raises(ValueError, match="twice"):
@@ -32,7 +32,37 @@ def test_config_refuses_incomplete_groups_and_mismatched_weights():
     with pytest.raises(ValueError, match="lora with distributed.deepspeed=zero3"):
         online_rl.Config(scope={"mode": "lora"}, distributed={"deepspeed": "zero3"})
     cfg = online_rl.Config()
-    assert (cfg.beta, cfg.scope.mode, cfg.scope.n_layers, cfg.optim.learning_rate) == (0.05, "last_n_layers", 2, 8e-6)
+    assert (cfg.kl.coef, cfg.scope.mode, cfg.scope.n_layers, cfg.optim.learning_rate) == \
+        (0.05, "last_n_layers", 2, 8e-6)
+
+
+def test_config_fields_reach_trl_under_trl_names(tmp_path):
+    """Our names (as in the ppo stage) -> trl's GRPOConfig / RLOOConfig arguments."""
+    cfg = online_rl.Config.model_validate({
+        "k": 4, "kl": {"coef": 0.02}, "ppo_epochs": 2, "clip_eps": 0.3,
+        "sampling": {"temperature": 0.9, "top_p": 0.95, "top_k": 20, "max_new_tokens": 40},
+        "reward": {"functions": ["reward_model", "asks_question"], "weights": [0.5, 2.0], "missing_eos_penalty": 1.0},
+        "rloo": {"whiten_advantages": True}})
+    args = online_rl._trainer_args(cfg, tmp_path, _ctx(), seed=0)
+    assert (args.num_generations, args.beta, args.num_iterations, args.epsilon) == (4, 0.02, 2, 0.3)
+    assert (args.temperature, args.top_p, args.top_k, args.max_completion_length) == (0.9, 0.95, 20, 40)
+    assert args.reward_weights == [0.5, 2.0, 1.0]        # + the missing-EOS penalty, weight 1
+    assert online_rl.reward_names(cfg) == ["reward_model", "asks_question", "missing_eos"]
+    rloo = online_rl._trainer_args(cfg.model_copy(update={"algorithm": "rloo"}), tmp_path, _ctx(), seed=0)
+    assert rloo.normalize_advantages is True
+    with pytest.raises(ValueError, match="sampling.temperature must be > 0"):
+        online_rl.Config(sampling={"temperature": 0})
+    with pytest.raises(ValueError, match="sampling.batch_size does not apply"):
+        online_rl.Config(sampling={"batch_size": 8})
+
+
+def test_missing_eos_penalty_hits_completions_cut_at_the_cap():
+    from alignment.rl.trl_rewards import MissingEosPenalty
+
+    penalty = MissingEosPenalty(0.5, {2, 0})            # eos 2, pad 0
+    assert penalty.__name__ == "missing_eos"
+    ids = [[5, 6, 2], [5, 6, 7], [9, 0], []]
+    assert penalty(prompts=[[]] * 4, completions=[""] * 4, completion_ids=ids) == [0.0, -0.5, 0.0, 0.0]
 
 
 def test_reward_model_input_is_required_only_for_the_rm_reward(tmp_path):
@@ -62,8 +92,8 @@ def test_trl_reward_adapter_normalises_and_refuses_nan():
 
 
 def _config(algorithm: str, steps: int, **extra):
-    base = {"algorithm": algorithm, "beta": 0.05, "num_generations": 4, "max_completion_tokens": 24,
-            "max_prompt_tokens": 64, "scope": {"mode": "full"}, "seed": 0,
+    base = {"algorithm": algorithm, "kl": {"coef": 0.05}, "k": 4,
+            "sampling": {"max_new_tokens": 24, "max_prompt_tokens": 64}, "scope": {"mode": "full"}, "seed": 0,
             "reward": {"functions": ["asks_question"]},
             "optim": {"learning_rate": 5e-4, "max_steps": steps, "per_device_batch_size": 16,
                       "lr_scheduler": "constant", "warmup_ratio": 0.0, "logging_steps": 1}}

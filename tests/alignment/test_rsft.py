@@ -33,7 +33,7 @@ def test_rsft_raises_the_mean_reward(tmp_path, tiny_data_dir, tiny_sft_model_dir
                       sampling={"max_new_tokens": 24, "batch_size": 64},
                       train={"optim": {"learning_rate": 1e-3, "epochs": 4, "per_device_batch_size": 8,
                                        "lr_scheduler": "constant", "warmup_ratio": 0.0}, "max_length": 256},
-                      reward_batch_size=64, reward_max_length=256)
+                      reward={"score_batch_size": 64, "max_length": 256})
     inputs = {"data": str(tiny_data_dir), "policy": str(tiny_sft_model_dir),
               "reward_model": str(tiny_trained_reward_model_dir)}
     m = rsft.run(cfg, inputs, tmp_path, StageContext(seed=0, progress=False))

@@ -74,7 +74,7 @@ def test_eval_stage_with_local_judge(tmp_path, tiny_data_dir, tiny_pairs_dir, ti
 
     # the local judge answers a third of its calls with malformed text: those pairs must be excluded
     judge = {"local": {"faults": ["malformed"], "fault_rate": 0.35, "fault_seed": 3}, "retry": {"max_attempts": 1}}
-    cfg = eval_stage.Config(max_prompts=8, sampling={"max_new_tokens": 24}, reward_max_length=256, n_bootstrap=200,
+    cfg = eval_stage.Config(max_prompts=8, sampling={"max_new_tokens": 24}, reward={"max_length": 256}, n_bootstrap=200,
                             judge=judge)
     inputs = {"data": str(tiny_data_dir), "policy": str(tiny_sft_model_dir), "baseline": str(tiny_model_dir),
               "reward_model": str(tiny_trained_reward_model_dir), "pairs": str(tiny_pairs_dir)}

@@ -91,3 +91,71 @@ def test_config_hash_is_order_independent_and_sensitive():
     a = Top(name="x", inner=Inner(lr=1e-5))
     assert config_hash(a) == config_hash(Top.model_validate({"inner": {"lr": 1e-5}, "name": "x"}))
     assert config_hash(a) != config_hash(Top(name="x", inner=Inner(lr=2e-5)))
+
+
+class Renamed(StrictModel):
+    renamed = {"lr": "learning_rate", "betas": ("adam_beta1", "adam_beta2"), "beta": "kl.coef"}
+
+    learning_rate: float = 1e-5
+
+
+class HoldsRenamed(StrictModel):
+    name: str = "x"
+    optim: Renamed = Renamed()
+    items: list[Renamed] = []
+
+
+def test_an_old_name_is_an_error_naming_the_new_one_with_file_and_line(tmp_path):
+    path = _write(tmp_path, """\
+        name: x
+        optim:
+          learning_rate: 0.1
+          lr: 0.2
+        items:
+          - {}
+          - betas: [0.9, 0.95]
+            beta: 0.1
+        """)
+    with pytest.raises(ConfigError) as e:
+        load_config(path, HoldsRenamed)
+    assert sorted(e.value.problems) == [
+        f"{path}:4: optim.lr: renamed to optim.learning_rate",
+        f"{path}:7: items.1.betas: renamed to items.1.adam_beta1 and items.1.adam_beta2",
+        f"{path}:8: items.1.beta: renamed to items.1.kl.coef",
+    ]
+    with pytest.raises(ValueError, match="renamed to learning_rate"):   # Python callers get it too
+        Renamed(lr=1.0)
+
+
+def test_an_old_name_in_an_override_names_the_override(tmp_path):
+    path = _write(tmp_path, "name: x\noptim: {learning_rate: 0.1}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path, HoldsRenamed, overrides=["optim.lr=3e-4"])
+    assert e.value.problems == [f"{path} (override 'optim.lr=3e-4'): optim.lr: renamed to optim.learning_rate"]
+    # a mapping the override created is attributed to it as well; errors in the file keep their line
+    path = _write(tmp_path, "name: x\nitems:\n  - {name: a, weight: heavy}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path, Top, overrides=["inner.deep.lrr=1"])
+    assert e.value.problems == [
+        f"{path} (override 'inner.deep.lrr=1'): inner.deep: Extra inputs are not permitted",
+        f"{path}:3: items.0.weight: Input should be a valid number, unable to parse string as a number"]
+
+
+def test_yaml_anchors_become_independent_copies_with_their_lines(tmp_path):
+    path = _write(tmp_path, """\
+        shared: &s
+          model: a
+          nested: {k: [1, 2]}
+        one: *s
+        two: {<<: *s, extra: 1}
+        """)
+    data = load_yaml(path)
+    apply_overrides(data, ["one.model=b", "one.nested.k.0=9"])
+    assert data["shared"] == {"model": "a", "nested": {"k": [1, 2]}}
+    assert data["one"] == {"model": "b", "nested": {"k": [9, 2]}}
+    assert data["two"] == {"model": "a", "nested": {"k": [1, 2]}, "extra": 1}
+    # the copies keep the anchor's line numbers (errors point at where the value is written)
+    from medalign.config import line_of, override_of
+
+    assert line_of(data, ("two", "nested", "k", 1)) == 3
+    assert override_of(data, ("one", "model")) == "one.model=b" and override_of(data, ("two", "model")) is None

@@ -41,18 +41,10 @@ def _validate_template(path: Path) -> None:
     load_config(path, TemplateSpec)
 
 
-def _validate_judge_run(path: Path) -> None:
-    from judges.run_config import JudgeRunConfig
-    from medalign.config import load_config
-
-    load_config(path, JudgeRunConfig)
-
-
 VALIDATORS = {
     "jobs": _validate_job,
     "data_recipes/recipes": _validate_recipe,
     "judges/prompts": _validate_template,
-    "judges/examples": _validate_judge_run,
 }
 NOT_CONFIG = {"environment.yml"}      # conda's file, checked against pyproject below
 

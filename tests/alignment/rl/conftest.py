@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from alignment.rl.ppo_config import PPOConfig
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +40,8 @@ def tiny_ppo_config():
 
     def make(**overrides):
         base = dict(steps=3, batch_size=4, mini_batch_size=2, micro_batch_size=1, ppo_epochs=2,
-                    scope={"mode": "full"}, rollout={"max_new_tokens": 12, "max_prompt_tokens": 64},
-                    optim={"lr": 1e-3, "critic_lr": 1e-3}, checkpoint_every=2, kl={"coef": 0.05})
+                    scope={"mode": "full"}, sampling={"max_new_tokens": 12, "max_prompt_tokens": 64},
+                    optim={"learning_rate": 1e-3, "critic_learning_rate": 1e-3}, checkpoint_every=2, kl={"coef": 0.05})
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(base.get(key), dict):
                 base[key] = {**base[key], **value}
@@ -67,7 +71,7 @@ def ppo_setup(ppo_inputs):
     from alignment.rl.setup import build_ppo
     from alignment.stages.ppo import load_prompts
 
-    def make(cfg, tmp: Path):
+    def make(cfg: PPOConfig, tmp: Path):
         prompts, _ = load_prompts(Path(ppo_inputs["data"]) / "prompts" / "train.parquet", None,
                                   tmp / "quarantine.jsonl")
         return build_ppo(cfg, ppo_inputs["policy"], ppo_inputs["reward_model"], DistInfo()), prompts

@@ -18,8 +18,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from alignment.rl.ppo_config import PPOConfig
 
 
 def trainable_state(updater, zero3: bool) -> dict[str, torch.Tensor]:
@@ -33,7 +37,7 @@ def trainable_state(updater, zero3: bool) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in named}
 
 
-def one_update(cfg, inputs: dict, out: Path, dist) -> None:
+def one_update(cfg: PPOConfig, inputs: dict, out: Path, dist) -> None:
     from alignment.rl.experience import make_experience
     from alignment.rl.ppo_update import ppo_update
     from alignment.rl.setup import build_ppo
@@ -45,8 +49,8 @@ def one_update(cfg, inputs: dict, out: Path, dist) -> None:
     exp, _, _ = make_experience(setup.models, prompts[:4] + prompts[-4:], cfg=cfg, beta=0.05,
                                 reward_stats=None, step=1, gen_seed=123)
     half = exp.rows(torch.arange(dist.rank * 4, dist.rank * 4 + 4))
-    metrics = ppo_update(half, *setup.updaters, cfg, lr=cfg.optim.lr, critic_lr=cfg.optim.critic_lr,
-                         step=0, seed=0, world_size=dist.world_size)
+    metrics = ppo_update(half, *setup.updaters, cfg, lr=cfg.optim.learning_rate,
+                         critic_lr=cfg.optim.critic_learning_rate, step=0, seed=0, world_size=dist.world_size)
     zero3 = cfg.distributed.deepspeed == "zero3"
     torch.save({"policy": trainable_state(setup.updaters[0], zero3),
                 "critic": trainable_state(setup.updaters[1], zero3), "metrics": metrics},

@@ -27,8 +27,8 @@ MODES = ["none", "zero2", "zero3"]
 # near-zero gradient is not blown up into a full lr-sized difference in the weights
 CONFIG = dict(steps=2, batch_size=8, mini_batch_size=8, micro_batch_size=2, ppo_epochs=2,
               whiten_advantages=False, scope={"mode": "full"}, checkpoint_every=1,
-              rollout={"max_new_tokens": 12, "max_prompt_tokens": 64},
-              optim={"lr": 1e-2, "critic_lr": 1e-2, "max_grad_norm": 0.5, "eps": 1.0})
+              sampling={"max_new_tokens": 12, "max_prompt_tokens": 64},
+              optim={"learning_rate": 1e-2, "critic_learning_rate": 1e-2, "max_grad_norm": 0.5, "adam_epsilon": 1.0})
 
 
 def _torchrun(inputs: dict, out: Path) -> subprocess.CompletedProcess:
@@ -51,8 +51,8 @@ def _single_process_update(ppo_setup, tmp_path: Path) -> dict:
     setup, prompts = ppo_setup(config, tmp_path)
     exp, _, _ = make_experience(setup.models, prompts[:4] + prompts[-4:], cfg=config, beta=0.05,
                                 reward_stats=None, step=1, gen_seed=123)
-    metrics = ppo_update(exp, *setup.updaters, config, lr=config.optim.lr,
-                         critic_lr=config.optim.critic_lr, step=0, seed=0, world_size=1)
+    metrics = ppo_update(exp, *setup.updaters, config, lr=config.optim.learning_rate,
+                         critic_lr=config.optim.critic_learning_rate, step=0, seed=0, world_size=1)
     state = {name: {n: p.detach().clone() for n, p in u.module.named_parameters() if p.requires_grad}
              for name, u in zip(("policy", "critic"), setup.updaters)}
     return {**state, "metrics": metrics}

@@ -29,7 +29,7 @@ def test_kl_past_its_bound_stops_with_a_clear_error(ppo_inputs, tiny_ppo_config,
     from alignment.stages import ppo
 
     # a large learning rate moves the policy far from the reference after one update
-    cfg = tiny_ppo_config(steps=4, optim={"lr": 2e-2, "critic_lr": 1e-3}, kl={"max_kl": 0.5},
+    cfg = tiny_ppo_config(steps=4, optim={"learning_rate": 2e-2, "critic_learning_rate": 1e-3}, kl={"max_kl": 0.5},
                           checkpoint_every=1)
     with pytest.raises(GuardError, match=r"mean KL\(pi \|\| pi_ref\) = .* exceeds kl.max_kl = 0.5"):
         ppo.run(cfg, ppo_inputs, tmp_path / "ppo", stage_ctx, reward_fn=asks_a_question)

@@ -14,11 +14,12 @@ import torch
 
 from alignment.rl.experience import make_experience
 from alignment.rl.losses import clipped_policy_loss, clipped_value_loss
+from alignment.rl.ppo_config import PPOConfig
 from alignment.rl.ppo_update import minibatch_backward, ppo_update
 from alignment.rl.rollout import policy_logprobs
 
 
-def _experience(setup, prompts, cfg, seed=3):
+def _experience(setup, prompts, cfg: PPOConfig, seed=3):
     # 8 prompts of different lengths (zh and en); the RM-initialised critic and the RM score them
     picked = prompts[:4] + prompts[-4:]
     exp, _, _ = make_experience(setup.models, picked, cfg=cfg, beta=0.05, reward_stats=(0.0, 1.0),
@@ -38,7 +39,7 @@ def _grads(setup):
 @pytest.mark.slow
 def test_batch_of_8_equals_8_accumulated_batches_of_1(ppo_setup, tiny_ppo_config, tmp_path):
     cfg8 = tiny_ppo_config(batch_size=8, mini_batch_size=8, micro_batch_size=8, entropy_coef=0.01,
-                           rollout={"max_new_tokens": 16})
+                           sampling={"max_new_tokens": 16})
     cfg1 = cfg8.model_copy(update={"micro_batch_size": 1})
     setup, prompts = ppo_setup(cfg8, tmp_path)
     exp = _experience(setup, prompts, cfg8)
@@ -66,7 +67,7 @@ def test_batch_of_8_equals_8_accumulated_batches_of_1(ppo_setup, tiny_ppo_config
 def test_per_micro_batch_normalisation_would_break_invariance(ppo_setup, tiny_ppo_config, tmp_path):
     """Control: averaging each micro-batch over its own tokens weights short responses more."""
     cfg = tiny_ppo_config(batch_size=8, mini_batch_size=8, micro_batch_size=8,
-                          rollout={"max_new_tokens": 16})
+                          sampling={"max_new_tokens": 16})
     setup, prompts = ppo_setup(cfg, tmp_path)
     exp = _experience(setup, prompts, cfg)
     policy = setup.updaters[0].module

@@ -21,7 +21,7 @@ def test_ppo_raises_question_asking_with_bounded_kl(ppo_inputs, tiny_ppo_config,
     from alignment.stages import ppo
 
     cfg = tiny_ppo_config(steps=30, batch_size=8, mini_batch_size=4, micro_batch_size=4, ppo_epochs=2,
-                          rollout={"max_new_tokens": 24}, optim={"lr": 1e-3, "critic_lr": 1e-3},
+                          sampling={"max_new_tokens": 24}, optim={"learning_rate": 1e-3, "critic_learning_rate": 1e-3},
                           reward={"normalise": False, "clip": None}, checkpoint_every=100,
                           kl={"coef": 0.05, "max_kl": 25.0})
     metrics = ppo.run(cfg, ppo_inputs, tmp_path / "ppo", stage_ctx, reward_fn=asks_a_question)

@@ -17,7 +17,8 @@ import torch
 RESUME_OVERRIDES = dict(
     steps=4, checkpoint_every=2, ppo_epochs=2, entropy_coef=0.01,
     kl={"adaptive": True, "target": 0.5, "horizon": 20, "coef": 0.1},        # beta changes every step
-    optim={"schedule": "linear", "warmup_steps": 1, "lr": 1e-3, "critic_lr": 1e-3},  # lr changes every step
+    optim={"lr_scheduler": "linear", "warmup_steps": 1, "learning_rate": 1e-3,
+           "critic_learning_rate": 1e-3},                                           # lr changes every step
 )
 
 
@@ -69,7 +70,7 @@ def uninterrupted(ppo_inputs, tmp_path_factory):
 
 def _config_dict() -> dict:
     base = dict(batch_size=4, mini_batch_size=2, micro_batch_size=1, scope={"mode": "full"},
-                rollout={"max_new_tokens": 12, "max_prompt_tokens": 64})
+                sampling={"max_new_tokens": 12, "max_prompt_tokens": 64})
     return {**base, **RESUME_OVERRIDES}
 
 

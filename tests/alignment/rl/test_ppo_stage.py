@@ -73,7 +73,7 @@ def test_lora_scope_saves_a_merged_plain_model(ppo_inputs, tiny_ppo_config, stag
     from alignment.stages import ppo
 
     cfg = tiny_ppo_config(steps=1, scope={"mode": "lora", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}},
-                          optim={"lr": 1e-2})
+                          optim={"learning_rate": 1e-2})
     ppo.run(cfg, ppo_inputs, tmp_path / "ppo", stage_ctx)
     after = _load_state(tmp_path / "ppo" / "model")
     assert not any("lora" in k for k in after)
@@ -141,9 +141,24 @@ def test_config_yaml_errors_name_the_line(tmp_path):
         load_config(path, ppo.Config)
     cfg = load_config(path, ppo.Config, overrides=["kl.target=6", "scope.n_layers=2"])
     # HuatuoGPT's values are the defaults; a partial scope override keeps the last-layers mode
-    assert (cfg.kl.coef, cfg.optim.lr, cfg.scope.mode, cfg.scope.n_layers) == (0.05, 8e-6, "last_n_layers", 2)
+    assert (cfg.kl.coef, cfg.optim.learning_rate, cfg.scope.mode, cfg.scope.n_layers) == \
+        (0.05, 8e-6, "last_n_layers", 2)
     # the distributed launcher hands the config to its ranks as JSON
     assert ppo.Config.model_validate_json(cfg.model_dump_json()) == cfg
+
+
+def test_sampling_and_reward_settings_ppo_cannot_honour_are_refused():
+    from alignment.rl.ppo_config import PPOConfig
+
+    for sampling, message in (({"temperature": 0}, "temperature must be > 0"),
+                              ({"top_p": 0.9}, "off-policy"), ({"top_k": 50}, "off-policy"),
+                              ({"batch_size": 4}, "sampling.batch_size does not apply")):
+        with pytest.raises(ValueError, match=message):
+            PPOConfig(sampling=sampling)
+    with pytest.raises(ValueError, match="takes one function"):
+        PPOConfig(reward={"functions": ["reward_model", "asks_question"]})
+    with pytest.raises(ValueError, match="renamed to functions"):
+        PPOConfig(reward={"function": "asks_question"})
 
 
 def test_deepspeed_config_follows_the_ppo_batch_sizes(tmp_path):
