@@ -20,6 +20,7 @@ Every YAML in medalign (data recipe, job, judge config) is parsed here:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -73,6 +74,41 @@ class StrictModel(BaseModel):
                                                       {"new": _names(cls.renamed[key])}),
                              loc=(key,), input=data[key])
             for key in data if key in cls.renamed])
+
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_block_defaults(cls, data: Any) -> Any:
+        """A partial block keeps the defaults its field declares: with
+        ``optim: OptimSpec = Field(default_factory=lambda: OptimSpec(adam_beta2=0.95))`` a YAML
+        ``optim: {learning_rate: 1e-5}`` gives adam_beta2 0.95, not the class default 0.999."""
+        if not isinstance(data, dict):
+            return data
+        merged = None
+        for name, field in cls.model_fields.items():
+            value = data.get(name)
+            if not isinstance(value, dict) or field.default_factory is None:
+                continue
+            default = field.default_factory()
+            if not isinstance(default, BaseModel):
+                continue
+            stated = default.model_dump(exclude_unset=True)
+            if stated:
+                merged = dict(data) if merged is None else merged
+                merged[name] = _under(stated, value)
+        return data if merged is None else merged
+
+
+def _under(defaults: dict, given: dict) -> dict:
+    """``given`` with ``defaults`` filled in beneath it, nested blocks merged the same way. The
+    result keeps ``given``'s type (and so its YAML line numbers)."""
+    out = copy.copy(given)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out[key], dict):
+            out[key] = _under(value, out[key])
+    return out
 
 
 _COLLECT_RENAMED = "medalign_collect_renamed"   # validation context key set by validate_mapping

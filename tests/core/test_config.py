@@ -159,3 +159,35 @@ def test_yaml_anchors_become_independent_copies_with_their_lines(tmp_path):
 
     assert line_of(data, ("two", "nested", "k", 1)) == 3
     assert override_of(data, ("one", "model")) == "one.model=b" and override_of(data, ("two", "model")) is None
+
+
+def test_partial_block_keeps_the_defaults_its_field_declares(tmp_path):
+    """``optim: {learning_rate: ...}`` keeps the stage's own optim defaults (ChiMed's beta2 0.95),
+    nested blocks too; values the YAML gives win; the class default applies only where neither
+    the field's default nor the YAML says anything."""
+    from pydantic import Field
+
+    from medalign.config import StrictModel, load_config
+
+    class Inner(StrictModel):
+        depth: int = 1
+        width: int = 2
+
+    class Optim(StrictModel):
+        learning_rate: float = 1e-3
+        adam_beta2: float = 0.999
+        inner: Inner = Field(default_factory=Inner)
+
+    class Stage(StrictModel):
+        optim: Optim = Field(default_factory=lambda: Optim(adam_beta2=0.95, inner=Inner(depth=7)))
+
+    path = tmp_path / "stage.yaml"
+    path.write_text("optim:\n  learning_rate: 0.5\n  inner: {width: 9}\n")
+    cfg = load_config(path, Stage)
+    assert (cfg.optim.learning_rate, cfg.optim.adam_beta2) == (0.5, 0.95)
+    assert (cfg.optim.inner.depth, cfg.optim.inner.width) == (7, 9)
+    assert Stage().optim.adam_beta2 == 0.95
+    assert Stage(optim={"adam_beta2": 0.9}).optim.adam_beta2 == 0.9
+    path.write_text("optim:\n  learning_rate: 0.5\n  adam_beta2: oops\n")
+    with pytest.raises(ConfigError, match=r"stage.yaml:3: optim.adam_beta2"):
+        load_config(path, Stage)
