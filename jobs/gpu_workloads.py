@@ -25,7 +25,7 @@ from pathlib import Path
 
 from alignment.capacity.memory import (ModelOnGpu, Phase, Zero, kv_cache_bytes, logits_bytes,
                                        prefill_working_bytes, training_activation_bytes)
-from alignment.capacity.shapes import ModelShape
+from alignment.capacity.shapes import ModelShape, backward_layers
 from alignment.capacity.throughput import (forward_flops_per_token, generation_seconds, seconds_at_mfu,
                                            training_flops_per_token)
 
@@ -169,8 +169,6 @@ def _act_bytes(precision: str) -> int:
 def _train_phase(v: StageView, model: ModelOnGpu, rows: int, seq: int, logit_tokens: int,
                  others: tuple[ModelOnGpu, ...] = ()) -> Phase:
     """Resident ``model`` (+ ``others``) and what a forward/backward of ``rows`` x ``seq`` keeps."""
-    from alignment.capacity.shapes import backward_layers
-
     e = _act_bytes(model.precision)
     acts = training_activation_bytes(model.shape, rows, seq, backward_layers(model.shape, model.scope),
                                      v.checkpointing, e)
@@ -249,7 +247,11 @@ def ppo_workload(v: StageView) -> Workload:
     if cfg.reward.function == "reward_model":
         resident.append(ModelOnGpu("reward_model", rm_shape, "score", "fp32"))
     others = tuple(resident[1:])
-    local = cfg.batch_size // v.world
+    local = max(1, cfg.batch_size // v.world)
+    notes = ["responses counted at max_new_tokens; prompts at max_prompt_tokens (upper bounds)"]
+    for name in ("batch_size", "mini_batch_size"):
+        if getattr(cfg, name) % v.world:
+            notes.append(f"{name} {getattr(cfg, name)} is not a multiple of {v.world} GPUs: the ppo stage refuses that")
     micro = min(cfg.micro_batch_size, max(1, cfg.mini_batch_size // v.world))
     seq = prompt + new
     rollout = _generate_phase("rollout", policy, local, prompt, new, others)
@@ -266,8 +268,7 @@ def ppo_workload(v: StageView) -> Workload:
                                         + training_flops_per_token(rm_shape, "score", seq, critic_scope, v.checkpointing))
     seconds = _timed(v, flops, _gen_seconds(v, policy, local, prompt, new))
     return Workload([rollout, score, update], f"PPO step ({cfg.batch_size} rollouts of {prompt}+{new} tokens)",
-                    tokens, seconds, cfg.steps, "PPO steps",
-                    ["responses counted at max_new_tokens; prompts at max_prompt_tokens (upper bounds)"])
+                    tokens, seconds, cfg.steps, "PPO steps", notes)
 
 
 def generation_workload(v: StageView) -> Workload:
@@ -328,13 +329,15 @@ def online_rl_workload(v: StageView) -> Workload:
     if "reward_model" in cfg.reward.functions and "reward_model" in v.shapes:
         others.append(ModelOnGpu("reward_model", v.shapes["reward_model"], "score", "fp32"))
     rows, seq = optim.per_device_batch_size, prompt + new
-    gen = _generate_phase("generate", policy, rows, prompt, new, tuple(others))
+    # trl generates the completions of all accumulation steps at once (steps_per_generation)
+    gen_rows = rows * optim.gradient_accumulation_steps
+    gen = _generate_phase("generate", policy, gen_rows, prompt, new, tuple(others))
     train = _train_phase(v, policy, rows, seq, seq, tuple(others))
     completions = rows * optim.gradient_accumulation_steps * v.world
     tokens = completions * seq
     flops = tokens * (cfg.num_iterations * training_flops_per_token(policy.shape, "lm", seq, scope, v.checkpointing)
                       + len(others) * forward_flops_per_token(policy.shape, "lm", seq))
-    gen_s = _gen_seconds(v, policy, rows, prompt, new) * optim.gradient_accumulation_steps
+    gen_s = _gen_seconds(v, policy, gen_rows, prompt, new)
     steps = _steps(v, completions // cfg.num_generations)
     return Workload([gen, train], f"step ({completions} completions of {prompt}+{new} tokens)", tokens,
                     _timed(v, flops, gen_s), steps, "steps", ["--examples counts prompts for online_rl"])
