@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     submit.add_argument("--no-wait", action="store_true", help="return after submitting; do not follow the logs")
     submit.set_defaults(func=_submit)
 
+    from jobs import gpu_plan_cli
+
+    gpu_plan_cli.register(sub)          # medalign plan JOB --gpus N --gpu-mem GB
+
 
 def _run(args: argparse.Namespace) -> int:
     from jobs.plan import load_plan

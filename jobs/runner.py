@@ -28,6 +28,7 @@ from typing import Callable, Iterator
 from medalign.stage import StageContext
 
 from jobs.execute import ResolvedStage, execute_stage, is_complete, resolve_stage
+from jobs.gpu_plan import check_stages_fit
 from jobs.plan import Plan, PlannedStage
 from jobs.report import StageOutcome, write_report
 
@@ -78,6 +79,7 @@ def run_job(plan: Plan, *, until: str | None = None, only: list[str] | None = No
     with _job_lock(plan.job_dir):
         pending = _reuse_complete(plan, names, force, outcomes, echo)
         if pending:
+            check_stages_fit(plan, pending, echo)   # stages declaring GPU memory they cannot fit: refused
             runner = _run_with_ray if use_ray else _run_in_process
             runner(plan, pending, force, outcomes, progress, echo)
     return write_report(plan, names, outcomes, started, echo=echo)

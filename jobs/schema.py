@@ -35,6 +35,7 @@ class Resources(StrictModel):
     memory_gb: float | None = Field(None, gt=0, description="memory reserved, in GB (None: no reservation)")
     num_workers: int = Field(1, ge=1, description=">1: run the stage data-parallel on Ray Train workers")
     accelerator_type: str | None = Field(None, description="Ray accelerator type, e.g. A100 (cluster)")
+    gpu_memory_gb: float | None = Field(None, gt=0, description="memory of each GPU in GB (2^30 bytes); set: medalign run refuses a stage whose plan (medalign plan) needs more")
 
 
 class RayConfig(StrictModel):

@@ -41,10 +41,18 @@ def _validate_template(path: Path) -> None:
     load_config(path, TemplateSpec)
 
 
+def _validate_capacity_table(path: Path) -> None:
+    from alignment.capacity.shapes import TABLE_SCHEMAS
+    from medalign.config import load_config
+
+    load_config(path, TABLE_SCHEMAS[path.name])
+
+
 VALIDATORS = {
     "jobs": _validate_job,
     "data_recipes/recipes": _validate_recipe,
     "judges/prompts": _validate_template,
+    "alignment/capacity": _validate_capacity_table,
 }
 NOT_CONFIG = {"environment.yml"}      # conda's file, checked against pyproject below
 
