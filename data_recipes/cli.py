@@ -7,7 +7,9 @@
     medalign data preview quickstart --var corpus=corpus/ -n 3
     medalign data synth corpus/ --n 600 --languages zh en
 
-Nothing heavy is imported at module level (handlers import what they need).
+Nothing heavy is imported at module level (handlers import what they need). ``--ray`` runs a
+build backend that ``jobs/cli.py`` adds with :func:`add_build_backend` (jobs/ is the only Ray
+code; data_recipes never imports it).
 """
 
 from __future__ import annotations
@@ -15,8 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Callable
 
 from medalign.config import ConfigError
+
+# (resolved recipe, out dir, progress=bool) -> build report, like data_recipes.build.build
+BuildBackend = Callable[..., dict]
+_BACKENDS: dict[str, BuildBackend] = {}
+
+
+def add_build_backend(name: str, build: BuildBackend) -> None:
+    """Let ``medalign data build --<name>`` run ``build(resolved, out, progress=...)`` (``jobs``
+    adds ``ray``: the per-record work on Ray Data)."""
+    _BACKENDS[name] = build
 
 _RECIPE_HELP = ("recipe: a YAML path, or a name in data_recipes/recipes/ (e.g. quickstart). "
                 "Source paths are relative to the recipe's folder; ${name} comes from --var")
@@ -135,9 +148,10 @@ def _build(args: argparse.Namespace) -> int:
         extra["corpus"] = str(corpus.resolve())
     resolved = _load(args, extra)
     if args.ray:
-        from jobs.ray_data_build import build_with_ray
-
-        report = build_with_ray(resolved, out, progress=not args.quiet)
+        if "ray" not in _BACKENDS:
+            raise ConfigError(["--ray: no Ray build backend; it comes with the jobs package (jobs/), "
+                               "run through the `medalign` command of a full checkout, or drop --ray"])
+        report = _BACKENDS["ray"](resolved, out, progress=not args.quiet)
     else:
         from data_recipes.build import build
 

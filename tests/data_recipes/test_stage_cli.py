@@ -31,10 +31,32 @@ def test_data_stage_generates_the_corpus_and_builds(tmp_path, repo_root):
         assert all((tmp_path / kind / f"{s}.parquet").is_file() for s in ("train", "validation", "test"))
 
 
-def test_data_recipes_never_imports_ray():
+def test_data_recipes_never_imports_ray_or_jobs():
     code = ("import sys, data_recipes.build, data_recipes.stage, data_recipes.cli, data_recipes.stats, "
-            "data_recipes.preview; assert 'ray' not in sys.modules, 'ray imported'")
+            "data_recipes.preview; assert 'ray' not in sys.modules, 'ray imported'; "
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'jobs'], 'jobs imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_build_ray_without_the_jobs_backend_is_one_clear_error(recipe_corpus, tmp_path, monkeypatch, capsys):
+    from data_recipes import cli
+
+    monkeypatch.setattr(cli, "_BACKENDS", {})
+    parser = __import__("argparse").ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["data", "build", "quickstart", "--var", f"corpus={recipe_corpus}",
+                              "--out", str(tmp_path / "o"), "--ray"])
+    with pytest.raises(ConfigError, match="--ray: no Ray build backend; it comes with the jobs package"):
+        args.func(args)
+    assert not (tmp_path / "o").exists()
+
+
+def test_medalign_cli_wires_the_ray_backend_from_jobs():
+    from data_recipes import cli
+    from medalign.cli import build_parser
+
+    build_parser()
+    assert cli._BACKENDS["ray"].__module__ == "jobs.cli"
 
 
 def test_data_stage_config_and_input_files(recipe_corpus):
