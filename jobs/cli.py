@@ -57,11 +57,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if report["status"] == "ok" else 1
 
 
-def _ray_data_build(resolved, out, progress: bool = True) -> dict:
+def _ray_data_build(resolved, out, progress: bool = True, staging=None) -> dict:
     """``medalign data build --ray``: the recipe's per-record work on Ray Data (same output)."""
     from jobs.ray_data_build import build_with_ray
 
-    return build_with_ray(resolved, out, progress=progress)
+    return build_with_ray(resolved, out, progress=progress, staging=staging)
 
 
 def _submit(args: argparse.Namespace) -> int:

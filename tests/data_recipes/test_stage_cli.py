@@ -72,7 +72,7 @@ def test_data_stage_config_and_input_files(recipe_corpus):
 
 def test_cli_validate_build_stats_preview(recipe_corpus, tmp_path, capsys):
     var = ["--var", f"corpus={recipe_corpus}"]
-    assert main(["data", "validate", "quickstart", *var]) == 0
+    assert main(["data", "validate", "quickstart", *SMALL, *var]) == 0
     assert "ok:" in capsys.readouterr().out
     out = tmp_path / "built"
     assert main(["data", "build", "quickstart", *SMALL, *var, "--out", str(out), "--quiet"]) == 0
@@ -108,4 +108,7 @@ def test_cli_build_with_synthetic_corpus(tmp_path, capsys):
     assert main(["data", "build", "quickstart", *SMALL, "--synthetic", "200", "--out", str(out), "--quiet"]) == 0
     assert (out / "corpus" / "meddialog_raw_zh.txt").is_file()
     report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
-    assert report["recipe"]["variables"]["corpus"] == str((out / "corpus").resolve())
+    assert report["recipe"]["variables"] == ["corpus"]          # names only: no absolute path in the report
+    files = report["sources"]["doctor_dialogues"]["files"]
+    assert [f["path"] for f in files] == ["corpus/meddialog_raw_zh.txt"]   # relative to the build folder
+    assert not (tmp_path / ".q.building").exists()
