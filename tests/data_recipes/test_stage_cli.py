@@ -38,6 +38,15 @@ def test_data_recipes_never_imports_ray_or_jobs():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_no_line_of_data_recipes_imports_jobs_not_even_lazily(repo_root):
+    import re
+
+    pattern = re.compile(r"^\s*(import|from)\s+jobs\b")
+    offenders = [f"{p}:{n}" for p in (repo_root / "data_recipes").rglob("*.py")
+                 for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.match(line)]
+    assert offenders == []
+
+
 def test_build_ray_without_the_jobs_backend_is_one_clear_error(recipe_corpus, tmp_path, monkeypatch, capsys):
     from data_recipes import cli
 
