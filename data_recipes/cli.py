@@ -7,16 +7,30 @@
     medalign data preview quickstart --var corpus=corpus/ -n 3
     medalign data synth corpus/ --n 600 --languages zh en
 
-Nothing heavy is imported at module level (handlers import what they need).
+Nothing heavy is imported at module level (handlers import what they need). ``--ray`` runs a
+build backend that ``jobs/cli.py`` adds with :func:`add_build_backend` (jobs/ is the only Ray
+code; data_recipes never imports it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
+from typing import Callable
 
 from medalign.config import ConfigError
+
+# (resolved recipe, out dir, progress=bool) -> build report, like data_recipes.build.build
+BuildBackend = Callable[..., dict]
+_BACKENDS: dict[str, BuildBackend] = {}
+
+
+def add_build_backend(name: str, build: BuildBackend) -> None:
+    """Let ``medalign data build --<name>`` run ``build(resolved, out, progress=...)`` (``jobs``
+    adds ``ray``: the per-record work on Ray Data)."""
+    _BACKENDS[name] = build
 
 _RECIPE_HELP = ("recipe: a YAML path, or a name in data_recipes/recipes/ (e.g. quickstart). "
                 "Source paths are relative to the recipe's folder; ${name} comes from --var")
@@ -31,15 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("validate", help="check a recipe without building it",
                        description="Validate a recipe: schema (unknown keys, transforms), formats, "
-                                   "sources, weights and that every source file exists. Prints "
-                                   "file:line: field: problem for each error.")
+                                   "sources, weights and that every source file exists; then read "
+                                   "every source as the build would (formats, malformed records, empty "
+                                   "files, dedup) and check that every output's row counts can be met. "
+                                   "Writes nothing. Prints file:line: field: problem for each error.")
     _recipe_args(p)
+    p.add_argument("--no-read", action="store_true",
+                   help="only the checks that need no reading (schema, references, files exist): fast on big data")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no INFO log lines")
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("build", help="build a recipe into Parquet datasets",
                        description="Build a recipe: read, transform, scrub, dedup, mix, split and write "
                                    "<out>/{sft,prompts,preferences,ranked,pretrain}/{train,validation,test}.parquet, "
-                                   "build_report.json and quarantine.jsonl.")
+                                   "build_report.json and quarantine.jsonl. The build is written beside <out> "
+                                   "and moved in when complete: a failed build leaves the previous one as it was.")
     _recipe_args(p)
     p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/data/<recipe name>)")
     p.add_argument("--synthetic", type=int, metavar="N", default=None,
@@ -49,13 +69,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="languages of the synthetic corpus (default zh)")
     p.add_argument("--ray", action="store_true",
                    help="run the per-record work on Ray Data, big files cut into byte-range shards (jobs/ray_data_build.py); same output")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, no INFO log lines")
     p.set_defaults(func=_build)
 
     p = sub.add_parser("stats", help="summarise a built dataset folder (tables + length histograms)",
                        description="Counts per output, split, source and origin, language mix, PII "
                                    "spans scrubbed, duplicates and quarantine, from build_report.json "
-                                   "and the Parquet files; writes length histograms as PNG.")
+                                   "and the Parquet files; writes length histograms (one outline per source, "
+                                   "x axis clipped at the 99th percentile) as PNG.")
     p.add_argument("dir", type=Path, help="a folder written by `medalign data build` (or a data stage)")
     p.add_argument("--plots", type=Path, default=None, help="where to write the PNGs (default: <dir>/stats)")
     p.add_argument("--no-plots", action="store_true", help="skip the histograms (faster)")
@@ -67,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "show the rows each output would get from them (no dedup, no mixing).")
     _recipe_args(p)
     p.add_argument("-n", type=int, default=5, help="records per source (default 5)")
-    p.add_argument("--source", default=None, help="only this source")
+    p.add_argument("--source", default=None, help="only this source (a source name of the recipe)")
     p.set_defaults(func=_preview)
 
     p = sub.add_parser("synth", help="write the synthetic demo corpus in the real public formats",
@@ -98,55 +119,74 @@ def _variables(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def _load(args: argparse.Namespace, extra_vars: dict | None = None):
+def _load(args: argparse.Namespace):
     from data_recipes.recipe_load import find_recipe, load_recipe
 
-    return load_recipe(find_recipe(args.recipe), args.overrides, {**_variables(args.var), **(extra_vars or {})})
+    return load_recipe(find_recipe(args.recipe), args.overrides, _variables(args.var))
+
+
+def _quiet(args: argparse.Namespace) -> bool:
+    """With --quiet: no INFO log lines from here on (warnings and errors still show)."""
+    if getattr(args, "quiet", False):
+        logging.getLogger().setLevel(logging.WARNING)
+        return True
+    return False
 
 
 def _validate(args: argparse.Namespace) -> int:
+    quiet = _quiet(args)
     resolved = _load(args)
     recipe = resolved.recipe
+    if not args.no_read:
+        from data_recipes.build import check_build
+
+        counts = check_build(resolved, progress=not quiet)
     print(f"ok: {resolved.path} (recipe {recipe.name}, hash {resolved.recipe_hash})")
     for src, files in zip(recipe.sources, resolved.source_files):
-        print(f"  source {src.name}: {src.format}, {src.origin}, {len(files)} file(s)")
+        read = "" if args.no_read else ", {read} records read, {quarantined} quarantined, {kept} kept".format(
+            **counts["sources"][src.name])
+        print(f"  source {src.name}: {src.format}, {src.origin}, {len(files)} file(s){read}")
     for kind in ("sft", "prompts", "preferences", "ranked", "pretrain"):
         output = getattr(recipe.outputs, kind)
         if output:
             parts = ", ".join(f"{c.source}:{c.fraction if c.fraction is not None else c.count}" for c in output.mix)
             print(f"  output {kind}: {'total ' + str(output.total) + ', ' if output.total else ''}{parts}")
+            if not args.no_read:
+                rows = ", ".join(f"{c['source']} {c['requested']}/{c['available']}" for c in counts["outputs"][kind])
+                print(f"    rows requested/available: {rows}")
+    for warning in [] if args.no_read else counts["warnings"]:
+        print(f"  warning: {warning}")
     return 0
 
 
 def _build(args: argparse.Namespace) -> int:
     from data_recipes.recipe_load import find_recipe, load_yaml
+    from data_recipes.stage import SyntheticCorpus, build_recipe
 
-    extra = {}
+    quiet = _quiet(args)
     out = args.out
     if out is None:
         name = load_yaml(find_recipe(args.recipe)).get("name", Path(args.recipe).stem)
         out = Path("runs") / "data" / str(name)
+    synthetic = None
     if args.synthetic is not None:
-        from data_recipes.synthetic.generate import write_corpus
-
-        corpus = out / "corpus"
-        write_corpus(corpus, n_consultations=args.synthetic, seed=args.synthetic_seed,
-                     languages=tuple(args.languages))
-        extra["corpus"] = str(corpus.resolve())
-    resolved = _load(args, extra)
+        synthetic = SyntheticCorpus(n_consultations=args.synthetic, seed=args.synthetic_seed,
+                                    languages=list(args.languages))
+    backend = None
     if args.ray:
-        from jobs.ray_data_build import build_with_ray
-
-        report = build_with_ray(resolved, out, progress=not args.quiet)
-    else:
-        from data_recipes.build import build
-
-        report = build(resolved, out, progress=not args.quiet)
-    print(f"built {resolved.recipe.name} into {out} in {report['timings']['total_s']}s")
+        if "ray" not in _BACKENDS:
+            raise ConfigError(["--ray: no Ray build backend; it comes with the jobs package (jobs/), "
+                               "run through the `medalign` command of a full checkout, or drop --ray"])
+        backend = _BACKENDS["ray"]
+    report = build_recipe(args.recipe, args.overrides, _variables(args.var), out, synthetic,
+                          progress=not quiet, backend=backend)
+    print(f"built {report['recipe']['name']} into {out} in {report['timings']['total_s']}s")
     for kind, section in report["outputs"].items():
         print(f"  {kind}: {section['total_actual']} rows {section['by_split']}")
     print(f"  quarantined: {report['quarantine']['total']}  duplicates: exact {report['dedup']['exact']}, "
           f"near {report['dedup']['near']}  (details: {out / 'build_report.json'})")
+    for warning in report["warnings"]:
+        print(f"  warning: {warning}")
     return 0
 
 

@@ -11,6 +11,7 @@ from data_recipes.process import batched_items, process_batch, source_jobs
 from data_recipes.recipe_load import ResolvedRecipe
 from data_recipes.records import Record
 from data_recipes.transforms import BUILDER_KINDS, BUILDERS, DEFAULT_BUILDER, OUTPUT_KINDS
+from medalign.config import ConfigError
 
 
 def _short(obj: object, limit: int = 600) -> str:
@@ -19,7 +20,16 @@ def _short(obj: object, limit: int = 600) -> str:
 
 
 def preview(resolved: ResolvedRecipe, n: int = 5, only: str | None = None) -> Iterator[str]:
-    """Lines describing the first ``n`` items of each source (or only source ``only``)."""
+    """Lines describing the first ``n`` items of each source (or only source ``only``; an
+    unknown name is a ConfigError listing the recipe's sources, raised before any line)."""
+    names = [s.name for s in resolved.recipe.sources]
+    if only is not None and only not in names:
+        raise ConfigError([f"--source {only!r}: {resolved.path} has no source of that name; "
+                           f"its sources are: {', '.join(names)}"])
+    return _preview_lines(resolved, n, only)
+
+
+def _preview_lines(resolved: ResolvedRecipe, n: int, only: str | None) -> Iterator[str]:
     recipe = resolved.recipe
     jobs = source_jobs(resolved)
     components = [(kind, c.build or DEFAULT_BUILDER[kind], c.source)
@@ -29,7 +39,7 @@ def preview(resolved: ResolvedRecipe, n: int = 5, only: str | None = None) -> It
         src = job.spec
         if only and src.name != only:
             continue
-        yield f"== source {src.name} ({src.format}, {src.origin}) from {resolved.display_path(files[0])}"
+        yield f"== source {src.name} ({src.format}, {src.origin}) from {files[0]}"
         items = list(islice((item for f in files for batch in batched_items(job, f) for item in batch), n))
         batch = process_batch(job, str(files[0]), items, keep_records=True)
         for q in batch.quarantined:

@@ -58,7 +58,7 @@ class SourceJob:
     num_perm: int
     shingle: int
     components: list[ComponentJob] = field(default_factory=list)   # mix components fed by this source
-    display: dict[str, str] = field(default_factory=dict)          # file -> path shown in provenance
+    files: dict[str, dict[str, str]] = field(default_factory=dict)  # file -> head of its rows' provenance
     eval_index: EvalNgramIndex | None = None                        # for decontaminating train rows
 
 
@@ -79,13 +79,16 @@ class ProcessedBatch:
     records: list[Record] | None = None           # the records themselves (preview only)
 
 
-def source_jobs(resolved: ResolvedRecipe, eval_index: EvalNgramIndex | None = None) -> list[SourceJob]:
-    """One job per source, with the mix components it feeds (in output order)."""
+def source_jobs(resolved: ResolvedRecipe, eval_index: EvalNgramIndex | None = None,
+                files: dict[str, dict[str, str]] | None = None) -> list[SourceJob]:
+    """One job per source, with the mix components it feeds (in output order). ``files``: each
+    input file's provenance head (``inputs.BuildInputs.provenance``; default: its path alone)."""
     recipe, near = resolved.recipe, resolved.recipe.dedup.near
+    files = files or {}
     jobs = [SourceJob(index=i, spec=s, near=near is not None, num_perm=near.num_perm if near else 64,
                       shingle=near.shingle_chars if near else 5, eval_index=eval_index,
-                      display={str(f): resolved.display_path(f) for f in files})
-            for i, (s, files) in enumerate(zip(recipe.sources, resolved.source_files))]
+                      files={str(f): files.get(str(f), {"file": str(f)}) for f in source_files})
+            for i, (s, source_files) in enumerate(zip(recipe.sources, resolved.source_files))]
     by_name = {job.spec.name: job for job in jobs}
     for kind in OUTPUT_KINDS:
         output = getattr(recipe.outputs, kind)
@@ -146,10 +149,10 @@ def process_batch(job: SourceJob, file: str, items: list[Record | Quarantined],
     out.languages = [r.language for r in records]
     out.keys = dedup_keys([record_text(r) for r in records], job.near, job.num_perm, job.shingle)
     if job.components:
-        display, parts, first = job.display.get(file, file), PartTable(), job.components[0]
+        where, parts, first = job.files.get(file, {"file": file}), PartTable(), job.components[0]
         keys = record_keys(records, job.spec.name, first.seed, first.train, first.validation)
         for comp in job.components:
-            out.blocks[(comp.kind, comp.index)] = build_rows(comp, records, display, keys, parts, job.eval_index)
+            out.blocks[(comp.kind, comp.index)] = build_rows(comp, records, where, keys, parts, job.eval_index)
     if keep_records:
         out.records = records
     return out

@@ -25,6 +25,7 @@
 The mixing unit is an output row (an SFT example, a prompt, a pair...). An output's weights have
 ONE meaning: all fractions of ``total`` (summing to 1), or all counts. Asking for more rows than
 a source has after filtering and dedup is an error unless ``upsample: true`` (then rows repeat).
+A source file with no records is an error unless the source says ``allow_empty: true``.
 
 This module is the schema only. :func:`data_recipes.recipe_load.load_recipe` validates a file
 against it AND checks what needs the file system or cross-references (files exist, formats and
@@ -55,6 +56,7 @@ class Source(StrictModel):
     transforms: list[TransformSpec] = Field(default_factory=list, description="record transforms, applied in order")
     reader_options: dict[str, str | int | float | bool] = Field(default_factory=dict, description="extra keyword arguments for the reader")
     max_quarantine_fraction: float | None = Field(None, ge=0, le=1, description="overrides the recipe's max_quarantine_fraction for this source")
+    allow_empty: bool = Field(False, description="a file of this source with no records is a counted warning in build_report.json instead of an error")
 
 
 class MixComponent(StrictModel):
@@ -138,3 +140,4 @@ class Recipe(StrictModel):
     dedup: Dedup = Field(default_factory=Dedup, description="duplicate removal")
     decontaminate: Decontaminate | None = Field(None, description="decontamination of train rows against eval sets")
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1, description="a source with a larger share of malformed records fails the build")
+    quarantine_raw: bool = Field(False, description="keep malformed records' raw text unscrubbed in quarantine.jsonl (it may hold personal information; the report warns); default: scrubbed like the outputs")

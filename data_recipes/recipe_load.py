@@ -57,22 +57,41 @@ class ResolvedRecipe:
     eval_files: list[list[Path]] = field(default_factory=list)     # per decontaminate.against
 
     def where(self, loc: tuple) -> str:
-        """``file:line: dotted.field`` for a location in the recipe (for error messages)."""
+        """``file:line: dotted.field`` for a location in the recipe (for error messages); a
+        source is named by its name, ``sources[doctor_dialogues].format``, not by its index."""
         line = line_of(self.data, loc)
-        dotted = ".".join(str(p) for p in loc)
+        dotted = field_path(self.data, loc)
         return f"{self.path}:{line}: {dotted}" if line else f"{self.path}: {dotted}"
 
-    def display_path(self, file: Path) -> str:
-        """A file as provenance shows it: ``${var}/rel`` under a variable's folder, else relative
-        to the recipe folder, else absolute (so outputs do not depend on temp-dir names)."""
-        file = Path(file).resolve()
-        for name, value in sorted(self.variables.items()):
-            root = (self.path.parent / value).resolve()
-            if file.is_relative_to(root):
-                return "${" + name + "}/" + file.relative_to(root).as_posix()
-        if file.is_relative_to(self.path.parent.resolve()):
-            return file.relative_to(self.path.parent.resolve()).as_posix()
-        return str(file)
+
+def field_path(data: dict, loc: tuple) -> str:
+    """The dotted path of ``loc``, with ``sources.<i>`` written ``sources[<name>]`` when the
+    source has a name (a recipe's reader finds a source by its name, not by counting)."""
+    parts = [str(p) for p in loc]
+    if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
+        name = _source_name(data, loc[1])
+        if name:
+            parts[:2] = [f"sources[{name}]"]
+    return ".".join(parts)
+
+
+def _source_name(data: dict, index: int) -> str | None:
+    sources = data.get("sources") if isinstance(data, dict) else None
+    if isinstance(sources, list) and 0 <= index < len(sources) and isinstance(sources[index], dict):
+        name = sources[index].get("name")
+        return name if isinstance(name, str) and name else None
+    return None
+
+
+_SOURCE_INDEX = re.compile(r"(?<=: )sources\.(\d+)(?=[.:])")
+
+
+def _name_sources(problems: list[str], data: dict) -> list[str]:
+    """Schema problems with ``sources.<i>`` replaced by ``sources[<name>]`` (see field_path)."""
+    def named(m: re.Match) -> str:
+        name = _source_name(data, int(m.group(1)))
+        return f"sources[{name}]" if name else m.group(0)
+    return [_SOURCE_INDEX.sub(named, p, count=1) for p in problems]
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None,
@@ -83,7 +102,10 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None,
     if not isinstance(data, dict):
         raise ConfigError([f"{path}:1: expected a mapping at the top level, got {type(data).__name__}"])
     apply_overrides(data, overrides or [])
-    recipe = validate_mapping(data, Recipe, source=path)
+    try:
+        recipe = validate_mapping(data, Recipe, source=path)
+    except ConfigError as e:
+        raise ConfigError(_name_sources(e.problems, data)) from None
     resolved = ResolvedRecipe(recipe=recipe, path=path, data=data,
                               variables={**recipe.variables, **(variables or {})},
                               recipe_hash=config_hash(recipe))
@@ -104,7 +126,8 @@ def check_recipe(r: ResolvedRecipe) -> list[str]:
     origins = set(BUILTIN_ORIGINS) | set(recipe.origins)
     for i, src in enumerate(recipe.sources):
         if src.name in names:
-            problems.append(f"{r.where(('sources', i, 'name'))}: duplicate source name {src.name!r} (also sources.{names[src.name]})")
+            problems.append(f"{r.where(('sources', i, 'name'))}: duplicate source name {src.name!r} "
+                            f"(also the name of source number {names[src.name] + 1} of the list)")
         names.setdefault(src.name, i)
         if src.origin not in origins:
             problems.append(f"{r.where(('sources', i, 'origin'))}: unknown origin {src.origin!r}; use one of {sorted(origins)} or declare it under `origins:`")

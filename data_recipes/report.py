@@ -25,7 +25,7 @@ class SourceStats:
     name: str
     format: str
     origin: str
-    files: list[str]
+    files: list[dict]                # {"path", "sha256", "bytes"} per file (inputs.InputFile.to_json)
     read: int = 0
     quarantined: int = 0
     quarantine_reasons: Counter = field(default_factory=Counter)
@@ -35,6 +35,7 @@ class SourceStats:
     near_duplicates: int = 0
     kept: int = 0
     languages: Counter = field(default_factory=Counter)
+    empty_files: int = 0             # files that gave no record (allowed with allow_empty: true)
 
     def add_quarantine(self, reason: str) -> None:
         self.quarantined += 1
@@ -46,7 +47,7 @@ class SourceStats:
     def to_json(self) -> dict:
         counts = {name: dict(sorted(c.items())) for name, c in sorted(self.transform_counts.items())}
         return {
-            "format": self.format, "origin": self.origin, "files": self.files,
+            "format": self.format, "origin": self.origin, "files": self.files, "empty_files": self.empty_files,
             "records_read": self.read - self.quarantined, "quarantined": self.quarantined,
             "quarantine_reasons": dict(self.quarantine_reasons.most_common()),
             "quarantine_fraction": round(self.quarantined / self.read, 6) if self.read else 0.0,

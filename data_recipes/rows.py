@@ -162,11 +162,12 @@ def record_keys(records: list[Record], source: str, seed: int, train: float, val
                               for r in records])
 
 
-def build_rows(job: ComponentJob, records: list[Record], file: str, keys: RecordKeys, parts: PartTable,
-               eval_index: EvalNgramIndex | None = None) -> RowBlock:
-    """Every row the component's builder makes of ``records`` (file: provenance display path;
-    ``keys``: :func:`record_keys`; ``parts``: the batch's table, shared by its components)."""
-    columns, refs, owners = _collect(job, records, file, keys, parts, eval_index)
+def build_rows(job: ComponentJob, records: list[Record], where: dict[str, str], keys: RecordKeys,
+               parts: PartTable, eval_index: EvalNgramIndex | None = None) -> RowBlock:
+    """Every row the component's builder makes of ``records`` (``where``: the head of the rows'
+    provenance, ``{"file", "sha256"}`` of the records' file, see inputs.py; ``keys``:
+    :func:`record_keys`; ``parts``: the batch's table, shared by its components)."""
+    columns, refs, owners = _collect(job, records, where, keys, parts, eval_index)
     schema = spool_schema(job.kind)
     arrays = []
     for field in schema:
@@ -192,8 +193,8 @@ def build_rows(job: ComponentJob, records: list[Record], file: str, keys: Record
                     contaminated=dirty)
 
 
-def _collect(job: ComponentJob, records: list[Record], file: str, keys: RecordKeys, parts: PartTable,
-             eval_index: EvalNgramIndex | None) -> tuple[dict[str, list], dict[str, list[list[int]]], list[int]]:
+def _collect(job: ComponentJob, records: list[Record], where: dict[str, str], keys: RecordKeys,
+             parts: PartTable, eval_index: EvalNgramIndex | None) -> tuple[dict[str, list], dict[str, list[list[int]]], list[int]]:
     """Run the builder on every record: column lists, each row's part numbers, the owner records.
 
     ``refs["key"]``: the parts a row's exact key covers (messages and answers, as ``row_text``
@@ -205,7 +206,7 @@ def _collect(job: ComponentJob, records: list[Record], file: str, keys: RecordKe
     # rows compared on more than their messages (answers, documents, a prompt's reference)
     answers = (job.dedup_rows or check) and (kind in ("pretrain", "preferences", "ranked")
                                              or check and kind == "prompts")
-    rows, key_refs, check_refs = _row_tuples(job, records, file, keys, parts, check if answers else None)
+    rows, key_refs, check_refs = _row_tuples(job, records, where, keys, parts, check if answers else None)
     cids, splits = keys.cids, keys.splits
     owners = [row[0] for row in rows]
     msg_refs = [row[3] for row in rows]
@@ -221,8 +222,8 @@ def _collect(job: ComponentJob, records: list[Record], file: str, keys: RecordKe
     return columns, {"messages": msg_refs, "key": key_refs, "check": check_refs}, owners
 
 
-def _row_tuples(job: ComponentJob, records: list[Record], file: str, keys: RecordKeys, parts: PartTable,
-                answers_check: bool | None) -> tuple[list[tuple], list[list[int]], list[list[int]]]:
+def _row_tuples(job: ComponentJob, records: list[Record], where: dict[str, str], keys: RecordKeys,
+                parts: PartTable, answers_check: bool | None) -> tuple[list[tuple], list[list[int]], list[list[int]]]:
     """Every row of the component as (owner, provenance head, suffix, message parts, turn, field
     values); with ``answers_check`` set (True: decontamination reads a prompt's reference), the
     rows' key and check parts with answers (:func:`_answer_parts`), else two empty lists.
@@ -231,7 +232,7 @@ def _row_tuples(job: ComponentJob, records: list[Record], file: str, keys: Recor
     the record's, and no row or message dict is made (builders.PLANS)."""
     build, accepted = BUILDERS[job.kind][job.build], BUILDER_KINDS[job.build]
     kind, fields = job.kind, FIELDS[job.kind]
-    prefix = json.dumps({"file": file, **job.provenance}, ensure_ascii=False)[:-1]
+    prefix = json.dumps({**where, **job.provenance}, ensure_ascii=False)[:-1]
     plan = None if answers_check is not None else PLANS.get(job.build)
     places, record_turns = keys.places, parts.record_turns
     rows: list[tuple] = []
@@ -244,15 +245,15 @@ def _row_tuples(job: ComponentJob, records: list[Record], file: str, keys: Recor
         made = build(record) if planned is None else planned
         if not made:
             continue
-        where = prefix + places[index]
+        head = prefix + places[index]
         if planned is not None:
             full = record_turns(record)
-            rows += [(index, where, suffix, full[:n], turn, values) for suffix, n, turn, values in planned]
+            rows += [(index, head, suffix, full[:n], turn, values) for suffix, n, turn, values in planned]
             continue
         for part in made:
             own = parts.messages(part["messages"]) if "messages" in part else []
             values = tuple(part.get(name) for name in fields)
-            rows.append((index, where, part["suffix"], own, part.get("turn"), values))
+            rows.append((index, head, part["suffix"], own, part.get("turn"), values))
             if answers_check is not None:
                 key, checked = _answer_parts(kind, part, own, parts, answers_check)
                 key_refs.append(key)

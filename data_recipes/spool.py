@@ -43,6 +43,21 @@ class SpoolWriter:
             self._sink.close()
 
 
+class CountingSpool:
+    """A spool that only counts rows (``data validate``: how many rows each component has)."""
+
+    path = None
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+
+    def close(self) -> None:
+        pass
+
+
 def read_spool(path: Path) -> Iterator[pa.RecordBatch]:
     """The record batches of a closed spool, in write order."""
     with pa.OSFile(str(path), "rb") as source:

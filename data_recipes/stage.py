@@ -10,13 +10,15 @@ With ``synthetic`` set, the synthetic demo corpus is first written to ``out/corp
 recipe variable ``${corpus}`` points there, so the stage works from a fresh clone with no data.
 Without it, ``${corpus}`` (and any other variable) comes from ``variables`` or the recipe's own
 defaults. Outputs: ``sft/ prompts/ preferences/ ranked/ pretrain/`` (those the recipe makes),
-``build_report.json``, ``quarantine.jsonl`` (and ``corpus/`` when generated).
+``build_report.json``, ``quarantine.jsonl`` (and ``corpus/`` when generated). Rerunning the stage
+on the same inputs writes the same bytes (no timings or absolute paths in them): its timings
+and the absolute paths of its inputs are in the metrics (``timings``, ``run``) of the manifest.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import Field, model_validator
 
@@ -74,26 +76,44 @@ def provides(cfg: Config) -> set[str]:
     return {name for name, out in resolved.recipe.outputs if out is not None}
 
 
-def run(cfg: Config, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
-    """Generate the corpus if asked, build the recipe into ``out``; returns row counts and timings."""
+def build_recipe(recipe: str | Path, overrides: list[str], variables: dict[str, str], out: str | Path,
+                 synthetic: SyntheticCorpus | None = None, progress: bool = False,
+                 backend: Callable[..., dict] | None = None, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Build a recipe into ``out``, first writing the synthetic demo corpus when ``synthetic`` is
+    given (into the build's staging folder, so it lands in ``out/corpus`` with the outputs, and
+    ``${corpus}`` points at it). ``backend``: a build function like ``data_recipes.build.build``
+    (``--ray`` passes jobs' Ray build). Returns the build report (see ``build``)."""
     from data_recipes.build import build
+    from data_recipes.staging import Staging
 
-    out = Path(out)
-    variables = dict(cfg.variables)
-    if cfg.synthetic is not None:
-        from data_recipes.synthetic.generate import write_corpus
+    staging = Staging(out)
+    variables = dict(variables)
+    try:
+        if synthetic is not None:
+            from data_recipes.synthetic.generate import write_corpus
 
-        corpus = out / CORPUS_DIR
-        summary = write_corpus(corpus, n_consultations=cfg.synthetic.n_consultations,
-                               seed=cfg.synthetic.seed, languages=tuple(cfg.synthetic.languages))
-        ctx.logger.info("synthetic corpus: %d files in %s", len(summary.get("files", [])), corpus)
-        variables["corpus"] = str(corpus.resolve())
-    resolved = load_recipe(find_recipe(cfg.recipe), cfg.overrides, variables)
-    report = build(resolved, out, progress=ctx.progress)
+            corpus = staging.dir / CORPUS_DIR
+            summary = write_corpus(corpus, n_consultations=synthetic.n_consultations, seed=synthetic.seed,
+                                   languages=tuple(synthetic.languages))
+            log(f"synthetic corpus: {len(summary.get('files', []))} files")
+            variables["corpus"] = str(corpus)
+        resolved = load_recipe(find_recipe(recipe), overrides, variables)
+    except BaseException:
+        staging.abort()
+        raise
+    return (backend or build)(resolved, out, progress=progress, staging=staging)
+
+
+def run(cfg: Config, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
+    """Generate the corpus if asked, build the recipe into ``out``; returns row counts, and the
+    build's timings and absolute paths (they go to the manifest, never into the hashed outputs)."""
+    report = build_recipe(cfg.recipe, cfg.overrides, cfg.variables, out, cfg.synthetic, ctx.progress,
+                          log=ctx.logger.info)
     metrics: dict = {"recipe_hash": report["recipe"]["hash"],
                      "quarantined": report["quarantine"]["total"],
                      "exact_duplicates": report["dedup"]["exact"], "near_duplicates": report["dedup"]["near"],
-                     "build_s": report["timings"]["total_s"]}
+                     "warnings": len(report["warnings"]),
+                     "build_s": report["timings"]["total_s"], "timings": report["timings"], "run": report["run"]}
     for kind, section in report["outputs"].items():
         for split, n in section["by_split"].items():
             metrics[f"{kind}_{split}"] = n

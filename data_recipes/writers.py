@@ -2,9 +2,9 @@
 
 Each output kind is written as ``<out>/<kind>/{train,validation,test}.parquet`` (all three,
 an empty split as an empty file with the schema), loadable by
-``datasets.load_dataset("parquet", data_files=...)``. Rows arrive in groups (Arrow tables) and
-are written as row groups, so memory stays bounded. Files are written as ``*.partial`` and
-renamed by :meth:`OutputWriter.commit` once the whole build succeeded.
+``datasets.load_dataset("parquet", data_dir=...)``. Rows arrive in groups (Arrow tables) and
+are written as row groups, so memory stays bounded. They are written into the build's staging
+folder (staging.py), which is moved into place once the whole build succeeded.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class OutputWriter:
         self.schema = SCHEMAS[kind]
         self.dir = out_dir / kind
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._writers = {s: pq.ParquetWriter(self.dir / f"{s}.parquet.partial", self.schema) for s in SPLITS}
+        self._writers = {s: pq.ParquetWriter(self.dir / f"{s}.parquet", self.schema) for s in SPLITS}
         self._buffers: dict[str, list[pa.Table]] = {s: [] for s in SPLITS}
 
     def write(self, table: pa.Table) -> np.ndarray:
@@ -107,8 +107,3 @@ class OutputWriter:
         for name, writer in self._writers.items():
             self._flush(name)
             writer.close()
-
-    def commit(self) -> None:
-        """Rename the finished ``*.partial`` files to their final names."""
-        for split in SPLITS:
-            (self.dir / f"{split}.parquet.partial").replace(self.dir / f"{split}.parquet")

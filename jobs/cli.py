@@ -7,6 +7,9 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from data_recipes.cli import add_build_backend
+
+    add_build_backend("ray", _ray_data_build)   # `medalign data build --ray` (data_recipes never imports jobs)
     run = sub.add_parser(
         "run", help="run a pipeline job (reuses complete stages)",
         description="Run the stages of a job YAML as Ray tasks. Stages whose directory already "
@@ -56,6 +59,13 @@ def _run(args: argparse.Namespace) -> int:
                      use_ray=not args.no_ray, progress=not args.no_progress,
                      echo=lambda s: print(s, flush=True))
     return 0 if report["status"] == "ok" else 1
+
+
+def _ray_data_build(resolved, out, progress: bool = True, staging=None) -> dict:
+    """``medalign data build --ray``: the recipe's per-record work on Ray Data (same output)."""
+    from jobs.ray_data_build import build_with_ray
+
+    return build_with_ray(resolved, out, progress=progress, staging=staging)
 
 
 def _submit(args: argparse.Namespace) -> int:

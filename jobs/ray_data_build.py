@@ -88,16 +88,17 @@ def ray_batches(jobs: list[SourceJob], files: list[list[Path]],
 
 def build_with_ray(resolved: ResolvedRecipe, out: str | Path, progress: bool = True,
                    address: str | None = None, num_cpus: int | None = None,
-                   shard_bytes: int = SHARD_BYTES) -> dict:
+                   shard_bytes: int = SHARD_BYTES, staging=None) -> dict:
     """Build ``resolved`` into ``out`` with pass 1 on Ray Data; starts (and stops) a local Ray
     when none is running (``address``: join a cluster instead). ``shard_bytes``: the size of the
-    largest byte range a source file is cut into (one Ray task each)."""
+    largest byte range a source file is cut into (one Ray task each). ``staging``: the build's
+    temporary folder when the caller made one (data_recipes.staging)."""
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                  ignore_reinit_error=True)
     try:
-        return build(resolved, out, progress=progress,
+        return build(resolved, out, progress=progress, staging=staging,
                      run_batches=lambda jobs, files: ray_batches(jobs, files, shard_bytes))
     finally:
         if started:

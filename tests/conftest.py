@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+REAL_SAMPLES = REPO / "tests" / "fixtures" / "real"      # Apache-2.0 samples, see NOTICE there
 
 # Never reach a model hub from a test.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,8 +32,6 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
-    """../shared/data/real (real-format samples); skips the test when it is absent."""
-    if not SHARED_REAL.is_dir():
-        pytest.skip(f"real-format samples not found at {SHARED_REAL}")
-    return SHARED_REAL
+    """tests/fixtures/real: small real-format samples of public datasets (part of the repository)."""
+    return REAL_SAMPLES
 

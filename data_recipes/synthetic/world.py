@@ -1,7 +1,9 @@
 """The synthetic medical world: departments and conditions, in Chinese and English.
 
-The demo corpus generator (``generate.py``) writes consultations from this table, and the local
-judge's rubric uses the names as a lexicon. Usage::
+The tables are data files (``data_recipes/synthetic/data/``: ``departments.yaml``,
+``conditions_*.yaml``; schema in ``tables.py``, field grammar in ``data/README.md``), loaded once
+at import. The demo corpus generator (``generate.py``) writes consultations from them, and the
+local judge's rubric uses the names as a lexicon. Usage::
 
     from data_recipes.synthetic.world import CONDITIONS, CONDITIONS_BY_KEY, DEPARTMENTS
     migraine = CONDITIONS_BY_KEY["migraine"]
@@ -17,36 +19,14 @@ from __future__ import annotations
 
 import re
 
-from data_recipes.synthetic.conditions_medicine import MEDICINE
-from data_recipes.synthetic.conditions_specialties import SPECIALTIES
 from data_recipes.synthetic.schema import Condition, Department
+from data_recipes.synthetic.tables import condition_location, load_world
 
 LANGUAGES = ("zh", "en")
 
-_DEPARTMENT_NAMES = {
-    # key: (zh, en). English names avoid being substrings of each other ("urology" is inside
-    # "neurology", hence "urological surgery"; "ENT" is inside "patient", hence otolaryngology).
-    "neurology": ("神经内科", "neurology"),
-    "cardiology": ("心血管内科", "cardiology"),
-    "respiratory": ("呼吸内科", "respiratory medicine"),
-    "gastroenterology": ("消化内科", "gastroenterology"),
-    "dermatology": ("皮肤科", "dermatology"),
-    "endocrinology": ("内分泌科", "endocrinology"),
-    "infectious": ("感染科", "infectious diseases"),
-    "psychiatry": ("精神科", "psychiatry"),
-    "orthopedics": ("骨科", "orthopedics"),
-    "ent": ("耳鼻喉科", "otolaryngology"),
-    "ophthalmology": ("眼科", "ophthalmology"),
-    "gynecology": ("妇科", "gynecology"),
-    "urology": ("泌尿外科", "urological surgery"),
-    "pediatrics": ("儿科", "pediatrics"),
-    "dentistry": ("口腔科", "dentistry"),
-}
-
-DEPARTMENTS: dict[str, Department] = {
-    key: Department(key=key, name={"zh": zh, "en": en}) for key, (zh, en) in _DEPARTMENT_NAMES.items()
-}
-CONDITIONS: tuple[Condition, ...] = MEDICINE + SPECIALTIES
+DEPARTMENTS: dict[str, Department]
+CONDITIONS: tuple[Condition, ...]
+DEPARTMENTS, CONDITIONS = load_world()          # data_recipes/synthetic/data/*.yaml
 CONDITIONS_BY_KEY: dict[str, Condition] = {c.key: c for c in CONDITIONS}
 
 MIN_CONDITIONS = 40
@@ -102,30 +82,33 @@ def validate_world() -> None:
 
 
 def _condition_problems(cond: Condition) -> list[str]:
-    where = f"condition {cond.key!r}"
+    def where(*field: str) -> str:        # "data/conditions_x.yaml:LINE: condition 'key'"
+        return f"{condition_location(cond.key, *field)}condition {cond.key!r}"
+
     problems = []
     if cond.department not in DEPARTMENTS:
-        problems.append(f"{where}: unknown department {cond.department!r}")
+        problems.append(f"{where('department')}: unknown department {cond.department!r}")
     if not cond.differentials:
-        problems.append(f"{where}: no differentials")
+        problems.append(f"{where('differentials')}: no differentials")
     for other in cond.differentials:
         if other == cond.key or other not in CONDITIONS_BY_KEY:
-            problems.append(f"{where}: differential {other!r} is not another condition")
+            problems.append(f"{where('differentials')}: differential {other!r} is not another condition")
     for lang in LANGUAGES:
         if not cond.name.get(lang, "").strip():
-            problems.append(f"{where}: empty {lang} name")
+            problems.append(f"{where('name', lang)}: empty {lang} name")
         for field, low, high in FIELD_SIZES:
             phrases = getattr(cond, field).get(lang, ())
             if not low <= len(phrases) <= high:
-                problems.append(f"{where}: {field}[{lang}] has {len(phrases)} items, want {low}-{high}")
-            for phrase in phrases:
+                problems.append(f"{where(field, lang)}: {field}[{lang}] has {len(phrases)} items, want {low}-{high}")
+            for i, phrase in enumerate(phrases):
                 if not phrase.strip():
-                    problems.append(f"{where}: empty phrase in {field}[{lang}]")
+                    problems.append(f"{where(field, lang, i)}: empty phrase in {field}[{lang}]")
                 elif (lang == "zh") != bool(_CJK.search(phrase)):
-                    problems.append(f"{where}: {field}[{lang}] phrase in the wrong language: {phrase!r}")
-        for question in cond.follow_up_questions.get(lang, ()):
+                    problems.append(f"{where(field, lang, i)}: {field}[{lang}] phrase in the wrong language: {phrase!r}")
+        for i, question in enumerate(cond.follow_up_questions.get(lang, ())):
             if not question.endswith(("？", "?")):
-                problems.append(f"{where}: follow-up question without a question mark: {question!r}")
+                problems.append(f"{where('follow_up_questions', lang, i)}: follow-up question without a "
+                                f"question mark: {question!r}")
     return problems
 
 
@@ -140,10 +123,11 @@ def _name_problems() -> list[str]:
             problems += [f"{lang} name {b!r} contains name {a!r}" for b in lowered if a != b and a in b]
         for cond in CONDITIONS:
             for field, _, _ in FIELD_SIZES:
-                for phrase in getattr(cond, field)[lang]:
+                for i, phrase in enumerate(getattr(cond, field)[lang]):
                     low = phrase.lower()
                     problems += [
-                        f"condition {cond.key!r}: {field}[{lang}] phrase {phrase!r} contains name {n!r}"
+                        f"{condition_location(cond.key, field, lang, i)}condition {cond.key!r}: "
+                        f"{field}[{lang}] phrase {phrase!r} contains name {n!r}"
                         for n in lowered if n in low
                     ]
     return problems

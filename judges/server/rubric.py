@@ -30,8 +30,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from data_recipes.synthetic.lexicon import Lexicon, world_conditions, world_lexicon
 from judges.server.coherence import Coherence, coherence
-from judges.server.lexicon import Lexicon, world_conditions, world_lexicon
 from judges.server.topic_consistency import topic_index
 
 WEIGHTS = {"accuracy": 0.45, "doctor": 0.20, "helpfulness": 0.20, "conciseness": 0.15}

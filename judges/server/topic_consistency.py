@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
-from judges.server.lexicon import world_conditions, world_lexicon
+from data_recipes.synthetic.lexicon import world_conditions, world_lexicon
 
 MIN_PHRASE = {"zh": 6, "en": 18}          # characters; shorter ones are generic ("呼吸困难")
 GENERIC_OWNERS = 3                         # a phrase of this many conditions is generic

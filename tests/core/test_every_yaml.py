@@ -48,8 +48,20 @@ def _validate_capacity_table(path: Path) -> None:
     load_config(path, TABLE_SCHEMAS[path.name])
 
 
+def _validate_world_table(path: Path) -> None:
+    from data_recipes.synthetic import tables
+
+    model = {tables.DEPARTMENTS_FILE: tables.DepartmentsFile,
+             tables.COMMON_DEPARTMENTS_FILE: tables.CommonDepartmentsFile}.get(path.name)
+    if model is None:
+        assert path.match(tables.CONDITION_FILES), f"{path}: not a table tables.py loads"
+        model = tables.ConditionsFile
+    tables.load_table(path, model)
+
+
 VALIDATORS = {
     "jobs": _validate_job,
+    "data_recipes/synthetic/data": _validate_world_table,
     "data_recipes/recipes": _validate_recipe,
     "judges/prompts": _validate_template,
     "alignment/capacity": _validate_capacity_table,

@@ -36,15 +36,17 @@ def test_quickstart_writes_every_contracted_column(quickstart_build):
         for split in SPLITS:
             assert pq.read_schema(out / kind / f"{split}.parquet").names == columns, (kind, split)
     assert (out / "quarantine.jsonl").is_file() and (out / "build_report.json").is_file()
-    assert not list(out.rglob("*.partial")) and not (out / ".spool").exists()
+    assert not (out / ".spool").exists() and not (out.parent / f".{out.name}.building").exists()
 
 
-def test_sft_loads_with_datasets(quickstart_build):
+def test_outputs_load_with_the_documented_datasets_one_liner(quickstart_build, tmp_path):
+    """data_recipes/recipes/README.md: load_dataset("parquet", data_dir=<out>/<kind>) -> train/validation/test."""
     import datasets
 
     out, report = quickstart_build
-    files = {s: str(out / "sft" / f"{s}.parquet") for s in SPLITS}
-    ds = datasets.load_dataset("parquet", data_files=files)
+    ds = datasets.load_dataset("parquet", data_dir=str(out / "sft"), cache_dir=str(tmp_path))
+    assert set(ds) == set(SPLITS)
+    assert {s: len(ds[s]) for s in SPLITS} == report["outputs"]["sft"]["by_split"]
     assert sum(len(ds[s]) for s in SPLITS) == report["outputs"]["sft"]["total_actual"] == 400
     message = ds["train"][0]["messages"][-1]
     assert message["role"] == "assistant" and message["content"]
@@ -78,7 +80,7 @@ def test_requested_equals_actual_per_component_source_and_origin(quickstart_buil
     assert report["outputs"]["prompts"]["components"][0]["weight"] == {"count": "all", "upsample": False}
 
 
-def test_report_counts_scrubbing_and_provenance(quickstart_build):
+def test_report_counts_scrubbing_and_provenance(quickstart_build, recipe_corpus):
     out, report = quickstart_build
     doctor = report["sources"]["doctor_dialogues"]
     assert doctor["records_read"] == 200 and doctor["quarantined"] == 0
@@ -88,7 +90,13 @@ def test_report_counts_scrubbing_and_provenance(quickstart_build):
     row = rows(out, "sft")["train"][0]
     prov = json.loads(row["provenance"])
     assert prov["recipe_hash"] == report["recipe"]["hash"] and prov["recipe"] == "quickstart"
-    assert prov["file"].startswith("${corpus}/") and prov["line"] >= 1 and prov["record_id"]
+    from medalign.artifacts import sha256_file
+
+    corpus_file = Path(prov["file"])                        # resolved, not a ${corpus} template
+    assert corpus_file.is_absolute() and corpus_file.parent == recipe_corpus.resolve()
+    assert prov["sha256"] == sha256_file(corpus_file) and prov["line"] >= 1 and prov["record_id"]
+    assert {"path": prov["file"], "sha256": prov["sha256"], "bytes": corpus_file.stat().st_size} in \
+        report["sources"][row["source"]]["files"]
     assert row["consultation_id"] == f"{row['source']}:{prov['record_id']}"
     everything = "".join(json.dumps(r["messages"], ensure_ascii=False)
                          for split in rows(out, "sft").values() for r in split)
@@ -167,15 +175,18 @@ def test_quarantine_path_and_max_fraction(recipe_corpus, write_recipe, tmp_path)
     src = report["sources"]["q"]
     assert src["quarantined"] == 2 and src["records_read"] == 20 and report["quarantine"]["total"] == 2
     lines = [json.loads(x) for x in (tmp_path / "out" / "quarantine.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [(q["source"], q["file"], q["line"]) for q in lines] == [("q", "q.jsonl", 6), ("q", "q.jsonl", 7)]
-    assert all(q["reason"] and q["raw"] for q in lines)
+    file = str((tmp_path / "q.jsonl").resolve())
+    assert [(q["source"], q["file"], q["line"]) for q in lines] == [("q", file, 6), ("q", file, 7)]
+    assert all(q["reason"] and q["text"] and q["scrubbed"] for q in lines)
     strict = _recipe(write_recipe, [("q", "q.jsonl")], "max_quarantine_fraction: 0.05")
     with pytest.raises(ConfigError) as err:
         build(load_recipe(strict), tmp_path / "strict")
-    (problem,) = err.value.problems
-    assert f"{strict}:4: sources.0:" in problem and "2 of 22 records" in problem
+    problem, kept = err.value.problems
+    assert f"{strict}:4: sources[q]:" in problem and "2 of 22 records" in problem
     assert "max_quarantine_fraction=0.05" in problem
-    assert (tmp_path / "strict" / "quarantine.jsonl").read_text(encoding="utf-8").count("\n") == 2
+    failed = tmp_path / "strict.failed-quarantine.jsonl"          # the failed build wrote nothing into its --out
+    assert kept.endswith(str(failed)) and not (tmp_path / "strict").exists()
+    assert failed.read_text(encoding="utf-8").count("\n") == 2
 
 
 def test_decontamination_drops_train_rows_that_overlap_eval(recipe_corpus, write_recipe, tmp_path):

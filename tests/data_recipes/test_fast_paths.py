@@ -63,7 +63,7 @@ RECORDS = [dialogue("a", "头痛三天", "有发热吗？", "没有", "考虑偏
                                          ("pretrain", "pretrain_text")])
 def test_row_keys_are_equal_exactly_when_row_texts_are(kind, build):
     job = component(kind, build)
-    block = build_rows(job, RECORDS, "f.txt", record_keys(RECORDS, "s", 0, 0.8, 0.1), PartTable())
+    block = build_rows(job, RECORDS, {"file": "f.txt"}, record_keys(RECORDS, "s", 0, 0.8, 0.1), PartTable())
     rows = block.batch.to_pylist()
     texts = [row_text(kind, r, False) for r in rows]
     want = exact_keys(encode_batch(texts))                    # the definition: the whole normalised text
@@ -82,9 +82,9 @@ def test_planned_rows_equal_the_builder_dicts(kind, build, monkeypatch):
     records = RECORDS + [dialogue("i", "好的", "嗯", "还有呢"), dialogue("j"),
                          Record(id="k", kind="qa", turns=[Turn("user", "q?")], meta={"reference": "r", "department": ""})]
     job = component(kind, build)
-    planned = build_rows(job, records, "f.txt", record_keys(records, "s", 0, 0.8, 0.1), PartTable())
+    planned = build_rows(job, records, {"file": "f.txt"}, record_keys(records, "s", 0, 0.8, 0.1), PartTable())
     monkeypatch.setattr(rows_module, "PLANS", {})             # every row through the builder's dicts
-    plain = build_rows(job, records, "f.txt", record_keys(records, "s", 0, 0.8, 0.1), PartTable())
+    plain = build_rows(job, records, {"file": "f.txt"}, record_keys(records, "s", 0, 0.8, 0.1), PartTable())
     assert planned.batch.equals(plain.batch) and planned.batch.num_rows > 0
     assert planned.record_index.tolist() == plain.record_index.tolist()
     assert planned.row_keys.tolist() == plain.row_keys.tolist()
@@ -101,7 +101,7 @@ def test_incremental_row_keys_equal_hashing_each_gathered_row():
 def test_decontamination_reads_exactly_row_text():
     job = component("prompts", "per_turn_prompts")
     parts = PartTable()
-    block = build_rows(job, RECORDS, "f.txt", record_keys(RECORDS, "s", 0, 0.8, 0.1), parts)
+    block = build_rows(job, RECORDS, {"file": "f.txt"}, record_keys(RECORDS, "s", 0, 0.8, 0.1), parts)
     rows = block.batch.to_pylist()
     refs = [parts.messages(r["messages"]) + ([parts.text(r["reference"])] if r["reference"] else []) for r in rows]
     got = _row_codes(parts.codes(), refs, drop_last=True)

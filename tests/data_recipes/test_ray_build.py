@@ -31,11 +31,17 @@ outputs:
 
 @pytest.mark.slow
 def test_ray_build_writes_the_same_rows(recipe_corpus, write_recipe, tmp_path):
-    from jobs.ray_data_build import build_with_ray
+    """Through the command (`--ray` is wired in by jobs/cli.py): same rows, same report."""
+    import json
 
-    resolved = load_recipe(write_recipe(RECIPE), variables={"corpus": str(recipe_corpus)})
+    from medalign.cli import main
+
+    path = write_recipe(RECIPE)
+    resolved = load_recipe(path, variables={"corpus": str(recipe_corpus)})
     local = build(resolved, tmp_path / "local")
-    remote = build_with_ray(resolved, tmp_path / "ray", progress=False, num_cpus=2)
+    assert main(["data", "build", str(path), "--var", f"corpus={recipe_corpus}", "--out", str(tmp_path / "ray"),
+                 "--ray", "--quiet"]) == 0
+    remote = json.loads((tmp_path / "ray" / "build_report.json").read_text(encoding="utf-8"))
     assert remote["outputs"] == local["outputs"] and remote["sources"] == local["sources"]
     for kind in ("sft", "prompts", "ranked"):
         for split in ("train", "validation", "test"):

@@ -1,4 +1,4 @@
-"""Every reader that has a real public sample in ../shared/data/real/ reads it completely."""
+"""Every reader that has a real public sample in tests/fixtures/real/ reads it completely."""
 
 from __future__ import annotations
 
@@ -59,3 +59,11 @@ def test_cmd_reward_and_sharegpt_content(real_data_dir, read_all):
     chats, _ = read_all(real_data_dir / "sharegpt_medical_sft_head.jsonl", "sharegpt")
     assert {r.kind for r in chats} == {"qa"}
     assert [r.source_line for r in chats] == list(range(1, 240))
+
+
+def test_every_real_sample_is_attributed_in_the_notice(real_data_dir):
+    notice = (real_data_dir / "NOTICE").read_text(encoding="utf-8")
+    assert "Apache License, Version 2.0" in notice
+    samples = sorted(p.name for p in real_data_dir.iterdir() if p.name not in ("NOTICE", "README.md"))
+    assert samples == sorted(name for name, _, _ in SAMPLES)
+    assert all(f"\n{name} (" in notice for name in samples)

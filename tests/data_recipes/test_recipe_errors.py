@@ -48,15 +48,15 @@ def test_good_recipe_loads(write_recipe, recipe_corpus):
 @pytest.mark.parametrize("old, new, line, field, message", [
     ("seed: 0", "sede: 0", 2, "sede", "Extra inputs are not permitted"),
     ("    format: huatuo_sft\n    origin: real_doctor\n    transforms",
-     "    fromat: huatuo_sft\n    origin: real_doctor\n    transforms", 6, "sources.0.fromat", "Extra inputs"),
-    ("transforms: [scrub_pii]", "transforms: [scrub_pii, strip_emojis]", 8, "sources.0.transforms.1", "strip_emojis"),
+     "    fromat: huatuo_sft\n    origin: real_doctor\n    transforms", 6, "sources[qa].fromat", "Extra inputs"),
+    ("transforms: [scrub_pii]", "transforms: [scrub_pii, strip_emojis]", 8, "sources[qa].transforms.1", "strip_emojis"),
     ("transforms: [scrub_pii]", "transforms: [{name: filter_length, max_char: 10}]", 8,
-     "sources.0.transforms.0.filter_length.max_char", "Extra inputs"),
+     "sources[qa].transforms.0.filter_length.max_char", "Extra inputs"),
     ("format: huatuo_sft\n    origin: real_doctor", "format: huatuo_jsonl\n    origin: real_doctor", 6,
-     "sources.0.format", "unknown format 'huatuo_jsonl'"),
-    ("origin: distilled", "origin: chatgpt", 12, "sources.1.origin", "unknown origin 'chatgpt'"),
-    ("huatuo_real_qa_zh.jsonl", "no_such_file.jsonl", 5, "sources.0.path", "no file matches"),
-    ("${corpus}/huatuo_real_qa", "${data}/huatuo_real_qa", 5, "sources.0.path", "--var data=VALUE"),
+     "sources[qa].format", "unknown format 'huatuo_jsonl'"),
+    ("origin: distilled", "origin: chatgpt", 12, "sources[distilled].origin", "unknown origin 'chatgpt'"),
+    ("huatuo_real_qa_zh.jsonl", "no_such_file.jsonl", 5, "sources[qa].path", "no file matches"),
+    ("${corpus}/huatuo_real_qa", "${data}/huatuo_real_qa", 5, "sources[qa].path", "--var data=VALUE"),
     ("{source: qa, fraction: 0.5}", "{source: qa, fraction: 0.6}", 16, "outputs.sft.mix", "sum to 1.1"),
     ("    total: 100\n", "", 14, "outputs.sft", "total is required"),
     ("{source: qa, fraction: 0.5}", "{source: qa, count: 50}", 17, "outputs.sft.mix.0",
@@ -84,7 +84,7 @@ def test_missing_seed_and_unused_source(write_recipe, recipe_corpus):
     assert any(": seed: Field required" in p for p in found), found
     text = GOOD.replace("      - {source: distilled, fraction: 0.5}\n", "").replace("fraction: 0.5", "fraction: 1.0")
     found = problems(write_recipe, recipe_corpus, text)
-    assert any(":9: sources.1.name:" in p and "not used" in p for p in found), found
+    assert any(":9: sources[distilled].name:" in p and "not used" in p for p in found), found
 
 
 def test_builder_that_cannot_use_the_format(write_recipe, recipe_corpus):

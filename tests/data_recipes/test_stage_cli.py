@@ -31,10 +31,41 @@ def test_data_stage_generates_the_corpus_and_builds(tmp_path, repo_root):
         assert all((tmp_path / kind / f"{s}.parquet").is_file() for s in ("train", "validation", "test"))
 
 
-def test_data_recipes_never_imports_ray():
+def test_data_recipes_never_imports_ray_or_jobs():
     code = ("import sys, data_recipes.build, data_recipes.stage, data_recipes.cli, data_recipes.stats, "
-            "data_recipes.preview; assert 'ray' not in sys.modules, 'ray imported'")
+            "data_recipes.preview; assert 'ray' not in sys.modules, 'ray imported'; "
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'jobs'], 'jobs imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_no_line_of_data_recipes_imports_jobs_not_even_lazily(repo_root):
+    import re
+
+    pattern = re.compile(r"^\s*(import|from)\s+jobs\b")
+    offenders = [f"{p}:{n}" for p in (repo_root / "data_recipes").rglob("*.py")
+                 for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pattern.match(line)]
+    assert offenders == []
+
+
+def test_build_ray_without_the_jobs_backend_is_one_clear_error(recipe_corpus, tmp_path, monkeypatch, capsys):
+    from data_recipes import cli
+
+    monkeypatch.setattr(cli, "_BACKENDS", {})
+    parser = __import__("argparse").ArgumentParser()
+    cli.register(parser.add_subparsers())
+    args = parser.parse_args(["data", "build", "quickstart", "--var", f"corpus={recipe_corpus}",
+                              "--out", str(tmp_path / "o"), "--ray"])
+    with pytest.raises(ConfigError, match="--ray: no Ray build backend; it comes with the jobs package"):
+        args.func(args)
+    assert not (tmp_path / "o").exists()
+
+
+def test_medalign_cli_wires_the_ray_backend_from_jobs():
+    from data_recipes import cli
+    from medalign.cli import build_parser
+
+    build_parser()
+    assert cli._BACKENDS["ray"].__module__ == "jobs.cli"
 
 
 def test_data_stage_config_and_input_files(recipe_corpus):
@@ -50,7 +81,7 @@ def test_data_stage_config_and_input_files(recipe_corpus):
 
 def test_cli_validate_build_stats_preview(recipe_corpus, tmp_path, capsys):
     var = ["--var", f"corpus={recipe_corpus}"]
-    assert main(["data", "validate", "quickstart", *var]) == 0
+    assert main(["data", "validate", "quickstart", *SMALL, *var]) == 0
     assert "ok:" in capsys.readouterr().out
     out = tmp_path / "built"
     assert main(["data", "build", "quickstart", *SMALL, *var, "--out", str(out), "--quiet"]) == 0
@@ -86,4 +117,7 @@ def test_cli_build_with_synthetic_corpus(tmp_path, capsys):
     assert main(["data", "build", "quickstart", *SMALL, "--synthetic", "200", "--out", str(out), "--quiet"]) == 0
     assert (out / "corpus" / "meddialog_raw_zh.txt").is_file()
     report = json.loads((out / "build_report.json").read_text(encoding="utf-8"))
-    assert report["recipe"]["variables"]["corpus"] == str((out / "corpus").resolve())
+    assert report["recipe"]["variables"] == ["corpus"]          # names only: no absolute path in the report
+    files = report["sources"]["doctor_dialogues"]["files"]
+    assert [f["path"] for f in files] == ["corpus/meddialog_raw_zh.txt"]   # relative to the build folder
+    assert not (tmp_path / ".q.building").exists()

@@ -32,6 +32,19 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert all(other[f["file"]] != f["sha256"] for f in a["files"])
 
 
+# Computed with the code of commit 4c0a25e, before the condition tables moved from Python literals
+# to data_recipes/synthetic/data/*.yaml: the move must not change one byte of the corpus. (A change
+# to the tables or the generator that is meant to change the corpus updates this digest.)
+CORPUS_DIGEST_N60_SEED7 = "ac4d2e9b1884f9dc578cf70c7de4c4b1ba5eb96a3e75083be68b0f08c9cde50c"
+
+
+def test_corpus_bytes_unchanged_by_the_move_to_data_files(tmp_path):
+    from medalign.artifacts import digest_path
+
+    write_corpus(tmp_path, n_consultations=60, seed=7, languages=("zh", "en"))
+    assert digest_path(tmp_path) == CORPUS_DIGEST_N60_SEED7
+
+
 def test_summary_lists_every_file_with_counts_and_digests(synthetic_corpus):
     directory, summary = synthetic_corpus
     sizes = default_sizes(120)

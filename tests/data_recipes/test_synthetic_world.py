@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from data_recipes.synthetic import world
-from data_recipes.synthetic.lexicon import find_mentions, longest_first_pattern, mentioned_conditions, mentioned_departments
+from data_recipes.synthetic.lexicon import NameSet, find_mentions, find_spans, mentioned_conditions, mentioned_departments
 from data_recipes.synthetic.world import CONDITIONS, CONDITIONS_BY_KEY, DEPARTMENTS, validate_world, world_problems
 
 
@@ -58,9 +58,10 @@ def test_names_are_found_in_text_order():
 
 
 def test_longest_name_wins_when_names_overlap():
-    pattern = longest_first_pattern(["鼻炎", "过敏性鼻炎", "urology", "neurology"])
-    assert pattern.findall("过敏性鼻炎不是普通鼻炎") == ["过敏性鼻炎", "鼻炎"]
-    assert pattern.findall("See Neurology or urology") == ["Neurology", "urology"]
+    names = NameSet.of({n: n for n in ["鼻炎", "过敏性鼻炎", "urology", "neurology"]})
+    assert find_spans(names, "过敏性鼻炎不是普通鼻炎") == [(0, "过敏性鼻炎"), (9, "鼻炎")]
+    assert find_spans(names, "See Neurology or urology") == [(4, "neurology"), (17, "urology")]
+    assert find_spans(names, "neurologyurology") == []          # English names are whole words
 
 
 def test_no_name_inside_any_phrase():
@@ -71,3 +72,41 @@ def test_no_name_inside_any_phrase():
             for lang in ("zh", "en"):
                 for phrase in getattr(cond, field)[lang]:
                     assert not [n for n in names[lang] if n in phrase.lower()], (cond.key, phrase)
+
+
+def test_tables_are_data_files_checked_against_a_schema(tmp_path):
+    """A broken data file fails on load with file, line and field; world_problems names lines."""
+    import shutil
+
+    import pytest
+
+    from data_recipes.synthetic.tables import DATA_DIR, condition_location, load_world
+    from medalign.config import ConfigError
+
+    for f in DATA_DIR.glob("*.yaml"):
+        shutil.copy(f, tmp_path / f.name)
+    departments, conditions = load_world(tmp_path)
+    assert conditions == CONDITIONS and departments == DEPARTMENTS
+    path = tmp_path / "conditions_medicine.yaml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip() == "name: {zh: 偏头痛, en: migraine}")
+    lines[at] = "    name: {zh: 偏头痛, english: migraine}"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_world(tmp_path)
+    assert f"{path}:{at + 1}: conditions.0.name.english: Extra inputs are not permitted" in e.value.problems
+    assert f"{path}:{at + 1}: conditions.0.name.en: Field required" in e.value.problems
+    where = condition_location("tension_headache", "advice", "en", 1)
+    assert where.startswith("data_recipes/synthetic/data/conditions_medicine.yaml:")
+    line = int(where.split(":")[1])
+    source = (DATA_DIR / "conditions_medicine.yaml").read_text(encoding="utf-8").splitlines()[line - 1]
+    assert source.strip() == "- " + CONDITIONS_BY_KEY["tension_headache"].advice["en"][1]
+
+
+def test_world_problems_name_the_data_file_line(monkeypatch):
+    migraine = CONDITIONS_BY_KEY["migraine"]
+    broken = dataclasses.replace(migraine, department="astrology")
+    monkeypatch.setattr(world, "CONDITIONS", (broken, *CONDITIONS[1:]))
+    problems = world_problems()
+    assert any(p.startswith("data_recipes/synthetic/data/conditions_medicine.yaml:")
+               and p.endswith("condition 'migraine': unknown department 'astrology'") for p in problems), problems

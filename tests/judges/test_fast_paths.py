@@ -11,11 +11,11 @@ import urllib.request
 
 import pytest
 
+from data_recipes.synthetic.lexicon import NameSet, find_names, world_lexicon
 from judges.api import run_sync
 from judges.client import CallFailed, OpenAIJudge
 from judges.config import JudgeConfig, RetryConfig
 from judges.server import running_server
-from judges.server.lexicon import NameSet, find_names, world_lexicon
 from judges.server.replies import count_tokens, tokens
 
 # characters that exercise every branch of the tokenizer: ASCII and other Unicode digits and

@@ -6,8 +6,8 @@ import random
 import statistics
 
 from data_recipes.synthetic.answers import STYLES, compose_answer
+from data_recipes.synthetic.lexicon import world_lexicon
 from data_recipes.synthetic.world import CONDITIONS
-from judges.server.lexicon import world_lexicon
 from judges.server.rubric import conciseness, features, rate
 
 
