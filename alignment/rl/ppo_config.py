@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from alignment.distributed import DistributedSpec
 from alignment.scope import TrainableScope
+from alignment.tracking import TrackingSpec
 from medalign.config import StrictModel
 
 __all__ = ["PPOConfig", "PPOScope", "RolloutConfig", "KLConfig", "RewardConfig", "OptimConfig"]
@@ -105,6 +106,7 @@ class PPOConfig(StrictModel):
     checkpoint_every: int = Field(50, ge=1)      # write a resumable checkpoint every N steps (and at the end)
     keep_checkpoints: int = Field(2, ge=1)       # newest checkpoints kept; older ones are deleted
     log_every: int = Field(1, ge=1)              # progress-log line every N steps (metrics.jsonl gets every step)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # TensorBoard (out/tensorboard) / W&B
 
     @model_validator(mode="after")
     def _batches_divide(self) -> PPOConfig:
