@@ -39,8 +39,8 @@ from pydantic import Field
 
 from medalign.config import StrictModel
 
-__all__ = ["WandbSpec", "TrackingSpec", "Tracker", "start_tracking", "open_tracker", "read_scalars",
-           "TENSORBOARD_DIR", "WANDB_DIR"]
+__all__ = ["WandbSpec", "TrackingSpec", "Tracker", "start_tracking", "open_tracker", "check_tracking",
+           "read_scalars", "TENSORBOARD_DIR", "WANDB_DIR"]
 
 TENSORBOARD_DIR = "tensorboard"       # inside the stage directory
 WANDB_DIR = "logs"                    # wandb writes <this>/wandb/<run>/ inside the stage directory
@@ -122,6 +122,19 @@ class Tracker:
             self.run = None
 
 
+def check_tracking(spec: TrackingSpec, out: str | Path) -> None:
+    """Fail in one line when ``spec`` needs a package that is not installed (W&B). Stages that
+    load models before they open their tracker call this first, so the error comes at once."""
+    if spec.wandb.enabled and importlib.util.find_spec("wandb") is None:
+        raise ValueError(f"{_run_name(Path(out))}: tracking.wandb.enabled is true but the wandb package is not "
+                         "installed: pip install 'medalign[wandb]', or set tracking.wandb.enabled=false")
+
+
+def _run_name(out: Path) -> str:
+    """``<job>/<stage directory>``: names a W&B run after the folder it came from."""
+    return f"{out.parent.name}/{out.name}"
+
+
 def open_tracker(spec: TrackingSpec, out: str | Path, config: Any = None, *, main: bool | None = None,
                  purge_step: int | None = None) -> Tracker:
     """Start tracking the stage whose directory is ``out`` (call :meth:`Tracker.close` at the end).
@@ -136,10 +149,7 @@ def open_tracker(spec: TrackingSpec, out: str | Path, config: Any = None, *, mai
 
     out = Path(out)
     main = is_main_process() if main is None else main
-    run_name = f"{out.parent.name}/{out.name}"
-    if spec.wandb.enabled and importlib.util.find_spec("wandb") is None:
-        raise ValueError(f"{run_name}: tracking.wandb.enabled is true but the wandb package is not installed: "
-                         "pip install 'medalign[wandb]', or set tracking.wandb.enabled=false")
+    check_tracking(spec, out)
     tracker = Tracker(spec=spec, tb_dir=out / TENSORBOARD_DIR, main=main, purge_step=purge_step)
     if main and spec.wandb.enabled:
         import wandb
@@ -149,7 +159,7 @@ def open_tracker(spec: TrackingSpec, out: str | Path, config: Any = None, *, mai
         (out / WANDB_DIR).mkdir(parents=True, exist_ok=True)
         # console="off": the stage's log (which may quote data) stays in logs/stage.log, never in W&B
         tracker.run = wandb.init(project=spec.wandb.project, entity=spec.wandb.entity, mode=spec.wandb.mode,
-                                 dir=str(out / WANDB_DIR), name=run_name, config=config or {},
+                                 dir=str(out / WANDB_DIR), name=_run_name(out), config=config or {},
                                  settings=wandb.Settings(console="off", silent=True, save_code=False))
     return tracker
 

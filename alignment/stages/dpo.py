@@ -20,7 +20,7 @@ from alignment.scope import TrainableScope
 from alignment.stages.inputs import Quarantine
 from alignment.stages.reward_model import load_preference_data
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses
-from alignment.tracking import Tracker, TrackingSpec, start_tracking
+from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -87,6 +87,7 @@ def run(cfg: DPOStageConfig, inputs: dict[str, str], out: Path, ctx: StageContex
     from alignment.stages.sft import save_trained_model
 
     out = Path(out)
+    check_tracking(cfg.tracking, out)
     launched = maybe_launch(NAME, cfg, inputs, out, ctx)
     if launched is not None:
         return launched

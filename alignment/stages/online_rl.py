@@ -37,7 +37,7 @@ from alignment.distributed import DistributedSpec, is_main_process, maybe_launch
 from alignment.rl.ppo_config import PPOScope
 from alignment.stages.inputs import Quarantine, load_prompt_split
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs
-from alignment.tracking import TrackingSpec, start_tracking
+from alignment.tracking import TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -213,6 +213,7 @@ def run(cfg: OnlineRLConfig, inputs: dict[str, str], out: Path, ctx: StageContex
     from alignment.stages.sft import save_trained_model
 
     out = Path(out)
+    check_tracking(cfg.tracking, out)
     launched = maybe_launch(NAME, cfg, inputs, out, ctx)
     if launched is not None:
         return launched

@@ -17,7 +17,7 @@ from alignment.scope import TrainableScope
 from alignment.stages.inputs import Quarantine, read_texts, split_file
 from alignment.stages.sft import train_sft
 from alignment.stages.training_args import OptimSpec
-from alignment.tracking import TrackingSpec, start_tracking
+from alignment.tracking import TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -48,6 +48,7 @@ Config = PretrainStageConfig
 
 def run(cfg: PretrainStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
     out = Path(out)
+    check_tracking(cfg.tracking, out)
     launched = maybe_launch(NAME, cfg, inputs, out, ctx)
     if launched is not None:
         return launched

@@ -30,7 +30,7 @@ from alignment.distributed import DistributedSpec, is_main_process, maybe_launch
 from alignment.scope import TrainableScope
 from alignment.stages.inputs import Quarantine, read_pairs, read_ranked
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses
-from alignment.tracking import Tracker, TrackingSpec, start_tracking
+from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -182,6 +182,7 @@ def run(cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path, ctx: Sta
     from alignment.scope import apply_trainable_scope
 
     out = Path(out)
+    check_tracking(cfg.tracking, out)
     if cfg.loss == "pairwise":
         launched = maybe_launch(NAME, cfg, inputs, out, ctx)
         if launched is not None:

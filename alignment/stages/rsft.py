@@ -33,7 +33,7 @@ from alignment.scope import TrainableScope
 from alignment.stages.inputs import Quarantine, load_prompt_split
 from alignment.stages.rsft_scoring import RSFTJudgeSpec, score_with_judge, score_with_reward_model
 from alignment.stages.training_args import OptimSpec
-from alignment.tracking import Tracker, TrackingSpec, start_tracking
+from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -167,6 +167,7 @@ def _iterate(cfg: RSFTStageConfig, pool: list[dict], score, out: Path, ctx: Stag
 
 def run(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
     out = Path(out)
+    check_tracking(cfg.tracking, out)
     quarantine = Quarantine()
     pool = load_prompt_split(inputs["data"], cfg.split, quarantine, None, NAME)
     score = _scorer(cfg, inputs, out, ctx)

@@ -22,7 +22,7 @@ from alignment.distributed import DistributedSpec, is_main_process, maybe_launch
 from alignment.scope import TrainableScope
 from alignment.stages.inputs import Quarantine, read_conversations, split_file
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses, perplexity
-from alignment.tracking import Tracker, TrackingSpec, start_tracking
+from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -54,6 +54,7 @@ Config = SFTStageConfig
 
 def run(cfg: SFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
     out = Path(out)
+    check_tracking(cfg.tracking, out)
     launched = maybe_launch(NAME, cfg, inputs, out, ctx)
     if launched is not None:
         return launched

@@ -36,6 +36,18 @@ def test_wandb_enabled_without_the_package_is_one_line_naming_the_fix(tmp_path, 
     assert "pip install 'medalign[wandb]'" in message and "tracking.wandb.enabled=false" in message
 
 
+@pytest.mark.parametrize("kind", TRAINING_STAGES)
+def test_each_training_stage_checks_for_wandb_before_any_work(kind, tmp_path, monkeypatch):
+    module = importlib.import_module(f"alignment.stages.{kind}")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    cfg = module.Config.model_validate({"tracking": {"wandb": {"enabled": True}}})
+    missing = str(tmp_path / "missing")                 # no input exists: the check must come first
+    inputs = {name: missing for name in ("data", "model", "policy", "pairs", "backbone", "reward_model")}
+    with pytest.raises(ValueError, match=r"tracking.wandb.enabled is true but the wandb package is not installed"):
+        module.run(cfg, inputs, tmp_path / "job" / f"{kind}-abc", StageContext(progress=False))
+
+
 def test_tracker_logs_finite_scalars_and_a_resume_purges_later_steps(tmp_path):
     tracker = open_tracker(TrackingSpec(), tmp_path, main=True)
     for step in range(1, 6):
