@@ -125,9 +125,14 @@ class Tracker:
 def check_tracking(spec: TrackingSpec, out: str | Path) -> None:
     """Fail in one line when ``spec`` needs a package that is not installed (W&B). Stages that
     load models before they open their tracker call this first, so the error comes at once."""
-    if spec.wandb.enabled and importlib.util.find_spec("wandb") is None:
+    if spec.wandb.enabled and not wandb_installed():
         raise ValueError(f"{_run_name(Path(out))}: tracking.wandb.enabled is true but the wandb package is not "
                          "installed: pip install 'medalign[wandb]', or set tracking.wandb.enabled=false")
+
+
+def wandb_installed() -> bool:
+    """True when the optional ``wandb`` package can be imported (the test transformers uses too)."""
+    return importlib.util.find_spec("wandb") is not None
 
 
 def _run_name(out: Path) -> str:

@@ -7,6 +7,7 @@ import importlib
 
 import pytest
 
+from alignment import tracking
 from alignment.tracking import TrackingSpec, open_tracker, read_scalars
 from medalign.stage import StageContext
 
@@ -25,8 +26,7 @@ def test_every_training_stage_has_the_one_tracking_block(kind):
 
 
 def test_wandb_enabled_without_the_package_is_one_line_naming_the_fix(tmp_path, monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    monkeypatch.setattr(tracking, "wandb_installed", lambda: False)   # not find_spec: trl caches what it saw
     spec = TrackingSpec(wandb={"enabled": True})
     with pytest.raises(ValueError) as err:
         open_tracker(spec, tmp_path / "job" / "sft-abc", main=True)
@@ -39,8 +39,7 @@ def test_wandb_enabled_without_the_package_is_one_line_naming_the_fix(tmp_path, 
 @pytest.mark.parametrize("kind", TRAINING_STAGES)
 def test_each_training_stage_checks_for_wandb_before_any_work(kind, tmp_path, monkeypatch):
     module = importlib.import_module(f"alignment.stages.{kind}")
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    monkeypatch.setattr(tracking, "wandb_installed", lambda: False)   # not find_spec: trl caches what it saw
     cfg = module.Config.model_validate({"tracking": {"wandb": {"enabled": True}}})
     missing = str(tmp_path / "missing")                 # no input exists: the check must come first
     inputs = {name: missing for name in ("data", "model", "policy", "pairs", "backbone", "reward_model")}
