@@ -97,7 +97,7 @@ def _execute(stage: str, cfg, inputs: dict[str, str], out: Path, seed: int, devi
     write_manifest(out, stage=stage, key=stage_key(stage, {"config": config, "seed": seed}, digests), config=config,
                    inputs={n: {"path": p, "digest": digests[n]} for n, p in inputs.items()},
                    metrics=json.loads(json.dumps(metrics, default=float)), timings={"wall_s": round(time.time() - t0, 3)},
-                   exclude=frozenset({"logs", "checkpoints"}))
+                   exclude=frozenset({"logs", "checkpoints", "tensorboard"}))
     print(json.dumps(metrics, indent=2, default=float, ensure_ascii=False))
     return 0
 

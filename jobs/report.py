@@ -1,9 +1,12 @@
-"""The job report: a summary table on the terminal and ``runs/<job>/report.json``.
+"""The job report: a summary table on the terminal, ``runs/<job>/report.json`` and ``report.html``.
 
 The report gathers each stage's status, directory, wall time and metrics from its manifest, and a
 ``headline`` with the figures a reader looks for first (SFT loss, reward-model accuracy, PPO reward
 and KL, judge win rate). Headline values are copied from stage metrics, never computed here: a
 metric a stage did not report is absent, not zero.
+
+A run of part of the job (``--until`` / ``--only``) writes ``report.partial.json`` and
+``report.partial.html`` instead, so it never overwrites the report of a whole run.
 """
 
 from __future__ import annotations
@@ -85,7 +88,10 @@ def headline(outcomes: dict[str, StageOutcome]) -> dict:
 
 def write_report(plan, names: list[str], outcomes: dict[str, StageOutcome], started: float,
                  echo=print) -> dict:
-    """Write runs/<job>/report.json, print the summary table, return the report."""
+    """Write runs/<job>/report.json and report.html (report.partial.* when ``names`` is not the
+    whole job), print the summary table, return the report."""
+    from jobs.report_html import write_report_html
+
     stages = {}
     for name in names:
         o = outcomes.get(name) or StageOutcome(name, plan.stages[name].kind, "not run", None, None)
@@ -102,12 +108,16 @@ def write_report(plan, names: list[str], outcomes: dict[str, StageOutcome], star
         "failed_or_skipped": failed,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_s": round(time.time() - started, 2),
+        "partial": set(names) != set(plan.stages),
         "headline": headline(outcomes),
         "stages": stages,
     }
-    write_json_atomic(plan.job_dir / "report.json", report)
+    stem = "report.partial" if report["partial"] else "report"
+    write_json_atomic(plan.job_dir / f"{stem}.json", report)
+    write_report_html(report, plan.job_dir / f"{stem}.html")
     _print_table(report, echo)
-    echo(f"report: {plan.job_dir / 'report.json'}")
+    kept = " (a partial run: the whole job's report.json stays as it was)" if report["partial"] else ""
+    echo(f"report: {plan.job_dir / stem}.json and .html{kept}")
     return report
 
 

@@ -20,6 +20,7 @@ from alignment.distributed import DistributedSpec
 from alignment.generation import SamplingSpec
 from alignment.scope import TrainableScope
 from alignment.specs import KLSpec, RewardSpec
+from alignment.tracking import TrackingSpec
 from medalign.config import StrictModel
 
 __all__ = ["PPOConfig", "PPOScope", "KLConfig", "OptimConfig", "check_rl_sampling"]
@@ -107,6 +108,7 @@ class PPOConfig(StrictModel):
     checkpoint_every: int = Field(50, ge=1)      # write a resumable checkpoint every N steps (and at the end)
     keep_checkpoints: int = Field(2, ge=1)       # newest checkpoints kept; older ones are deleted
     log_every: int = Field(1, ge=1)              # progress-log line every N steps (metrics.jsonl gets every step)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # TensorBoard (out/tensorboard) / W&B
 
     @model_validator(mode="after")
     def _batches_divide(self) -> PPOConfig:

@@ -111,7 +111,7 @@ def train_ppo(models: PPOModels, prompts: list[list[dict]], cfg: PPOConfig, *, o
     policy_updater, critic_updater = updaters
     ctl = make_kl_controller(cfg.kl.coef, cfg.kl.adaptive, cfg.kl.target, cfg.kl.horizon)
     start, history = _resume(out, cfg, seed, updaters, ctl, dist)
-    metrics_log = MetricsLog(out, history, enabled=dist.is_main)
+    metrics_log = MetricsLog(out, history, enabled=dist.is_main, tracking=cfg.tracking, config=cfg)
     local = cfg.batch_size // dist.world_size
     steps = range(start, cfg.steps)
     if progress and dist.is_main:

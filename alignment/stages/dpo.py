@@ -21,6 +21,7 @@ from alignment.specs import MaxLength
 from alignment.stages.inputs import Quarantine
 from alignment.stages.reward_model import load_preference_data
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses
+from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -42,6 +43,7 @@ class DPOStageConfig(StrictModel):
     max_length: MaxLength = 1024                           # prompt + response tokens
     seed: int | None = None                                # None: the job seed
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # TensorBoard (out/tensorboard) / W&B
 
 
 Config = DPOStageConfig
@@ -52,32 +54,18 @@ def _rows(pairs: list[dict]) -> list[dict]:
              "rejected": [{"role": "assistant", "content": p["rejected"]}]} for p in pairs]
 
 
-def run(cfg: DPOStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
+def _train_and_evaluate(cfg: DPOStageConfig, model, tokenizer, data: dict, out: Path, ctx: StageContext, seed: int,
+                        tracker: Tracker):
+    """Train with trl's DPOTrainer, evaluate on the held-out pairs; return (trainer, metrics)."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from alignment.distributed import is_main_process
-    from alignment.models import load_causal_lm, load_tokenizer
-    from alignment.scope import apply_trainable_scope
-    from alignment.stages.sft import save_trained_model
-
-    out = Path(out)
-    launched = maybe_launch(NAME, cfg, inputs, out, ctx)
-    if launched is not None:
-        return launched
-    quarantine = Quarantine()
-    data = load_preference_data(inputs["pairs"], cfg.source, cfg.heldout_fraction, cfg.heldout_split, quarantine)
-    if not data["train_pairs"]:
-        raise ValueError(f"dpo: no training pairs in {inputs['pairs']} (source {data['source']})")
-    tokenizer = load_tokenizer(inputs["policy"], "policy")
-    model = apply_trainable_scope(load_causal_lm(inputs["policy"], "policy", dtype="float32").train(), cfg.scope)
-    seed = ctx.seed if cfg.seed is None else cfg.seed
-    args = DPOConfig(**common_trainer_kwargs(cfg.optim, out, ctx, cfg.distributed, seed), beta=cfg.beta,
-                     loss_type=[cfg.loss_type], label_smoothing=cfg.label_smoothing, max_length=cfg.max_length,
-                     save_strategy="no", eval_strategy="no")
+    args = DPOConfig(**common_trainer_kwargs(cfg.optim, out, ctx, cfg.distributed, seed, tracker.report_to),
+                     beta=cfg.beta, loss_type=[cfg.loss_type], label_smoothing=cfg.label_smoothing,
+                     max_length=cfg.max_length, save_strategy="no", eval_strategy="no")
     heldout = Dataset.from_list(_rows(data["heldout_pairs"])) if data["heldout_pairs"] else None
-    trainer = DPOTrainer(model=model, args=args, processing_class=tokenizer,
-                         train_dataset=Dataset.from_list(_rows(data["train_pairs"])), eval_dataset=heldout)
+    trainer = tracker.build_trainer(DPOTrainer, model=model, args=args, processing_class=tokenizer,
+                                    train_dataset=Dataset.from_list(_rows(data["train_pairs"])), eval_dataset=heldout)
     trainer.train()
     history = trainer.state.log_history
     metrics = {"train_loss_start": logged_losses(history)[0], "train_loss_end": logged_losses(history)[1],
@@ -90,6 +78,29 @@ def run(cfg: DPOStageConfig, inputs: dict[str, str], out: Path, ctx: StageContex
         ev = trainer.evaluate()
         metrics.update(heldout_loss=ev.get("eval_loss"), heldout_reward_accuracy=ev.get("eval_rewards/accuracies"),
                        heldout_reward_margin=ev.get("eval_rewards/margins"))
+    return trainer, metrics
+
+
+def run(cfg: DPOStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
+    from alignment.distributed import is_main_process
+    from alignment.models import load_causal_lm, load_tokenizer
+    from alignment.scope import apply_trainable_scope
+    from alignment.stages.sft import save_trained_model
+
+    out = Path(out)
+    check_tracking(cfg.tracking, out)
+    launched = maybe_launch(NAME, cfg, inputs, out, ctx)
+    if launched is not None:
+        return launched
+    quarantine = Quarantine()
+    data = load_preference_data(inputs["pairs"], cfg.source, cfg.heldout_fraction, cfg.heldout_split, quarantine)
+    if not data["train_pairs"]:
+        raise ValueError(f"dpo: no training pairs in {inputs['pairs']} (source {data['source']})")
+    tokenizer = load_tokenizer(inputs["policy"], "policy")
+    model = apply_trainable_scope(load_causal_lm(inputs["policy"], "policy", dtype="float32").train(), cfg.scope)
+    seed = ctx.seed if cfg.seed is None else cfg.seed
+    with start_tracking(cfg.tracking, out, config=cfg) as tracker:
+        trainer, metrics = _train_and_evaluate(cfg, model, tokenizer, data, out, ctx, seed, tracker)
     save_trained_model(trainer, tokenizer, out / "model")
     if is_main_process():
         quarantine.write(out)

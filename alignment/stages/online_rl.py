@@ -46,6 +46,7 @@ from alignment.rl.ppo_config import PPOScope, check_rl_sampling
 from alignment.specs import KLSpec, RewardSpec
 from alignment.stages.inputs import Quarantine, load_prompt_split
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs
+from alignment.tracking import TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -92,6 +93,7 @@ class OnlineRLConfig(StrictModel):
     max_prompts: int | None = Field(None, ge=1)  # use only the first N usable prompts (None: all)
     seed: int | None = None                      # None: the job seed
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # TensorBoard (out/tensorboard) / W&B
 
     @model_validator(mode="after")
     def _groups_fit(self) -> OnlineRLConfig:
@@ -170,7 +172,7 @@ def _trainer_args(cfg: OnlineRLConfig, out: Path, ctx: StageContext, seed: int):
     """trl GRPOConfig / RLOOConfig with CPU-safe settings (bf16, checkpointing, vLLM off)."""
     from trl import GRPOConfig, RLOOConfig
 
-    common = common_trainer_kwargs(cfg.optim, out, ctx, cfg.distributed, seed)
+    common = common_trainer_kwargs(cfg.optim, out, ctx, cfg.distributed, seed, cfg.tracking.report_to)
     # trl's RL trainers feed the model no `input_ids` batch the Trainer could count (it warns every step)
     common.update(include_num_input_tokens_seen="no")
     s = cfg.sampling
@@ -223,6 +225,7 @@ def run(cfg: OnlineRLConfig, inputs: dict[str, str], out: Path, ctx: StageContex
     from alignment.stages.sft import save_trained_model
 
     out = Path(out)
+    check_tracking(cfg.tracking, out)
     launched = maybe_launch(NAME, cfg, inputs, out, ctx)
     if launched is not None:
         return launched
@@ -243,9 +246,10 @@ def run(cfg: OnlineRLConfig, inputs: dict[str, str], out: Path, ctx: StageContex
 
         deepspeed.init_distributed(dist_backend="gloo" if ctx.device == "cpu" else "nccl")
     trainer_cls = GRPOTrainer if cfg.algorithm == "grpo" else RLOOTrainer
-    trainer = trainer_cls(model=model, reward_funcs=funcs, args=args, processing_class=tokenizer,
-                          train_dataset=Dataset.from_list(prompts))
-    trainer.train()
+    with start_tracking(cfg.tracking, out, config=cfg) as tracker:
+        trainer = tracker.build_trainer(trainer_cls, model=model, reward_funcs=funcs, args=args,
+                                        processing_class=tokenizer, train_dataset=Dataset.from_list(prompts))
+        trainer.train()
     history = trainer.state.log_history
     save_trained_model(trainer, tokenizer, out / "model")
     metrics = {"algorithm": cfg.algorithm, "steps": trainer.state.global_step, "prompts": len(prompts),

@@ -149,8 +149,10 @@ def _run(cfg: PPOConfig, inputs: dict[str, str], out: Path, ctx: StageContext, r
     from alignment.rl.parallel import init_distributed
     from alignment.rl.ppo_loop import train_ppo
     from alignment.rl.setup import build_ppo, save_policy
+    from alignment.tracking import check_tracking
 
     t0 = time.perf_counter()
+    check_tracking(cfg.tracking, out)
     out.mkdir(parents=True, exist_ok=True)
     if reward_fn is None and stop_after is None:
         launched = maybe_launch(NAME, cfg, inputs, out, ctx)  # distributed.nproc > 1: torchrun

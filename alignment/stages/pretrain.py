@@ -18,6 +18,7 @@ from alignment.specs import MaxLength
 from alignment.stages.inputs import Quarantine, read_texts, split_file
 from alignment.stages.sft import train_sft
 from alignment.stages.training_args import OptimSpec
+from alignment.tracking import TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -42,6 +43,7 @@ class PretrainStageConfig(StrictModel):
     max_eval_examples: int | None = Field(512, ge=1)    # cap on validation documents
     seed: int | None = None                      # None: the job seed
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # TensorBoard (out/tensorboard) / W&B
 
 
 Config = PretrainStageConfig
@@ -49,6 +51,7 @@ Config = PretrainStageConfig
 
 def run(cfg: PretrainStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
     out = Path(out)
+    check_tracking(cfg.tracking, out)
     launched = maybe_launch(NAME, cfg, inputs, out, ctx)
     if launched is not None:
         return launched
@@ -60,5 +63,6 @@ def run(cfg: PretrainStageConfig, inputs: dict[str, str], out: Path, ctx: StageC
     eval_file = Path(inputs["data"]) / "pretrain" / f"{cfg.eval_split}.parquet"
     if cfg.eval_split and eval_file.is_file():
         eval_texts = read_texts(eval_file, quarantine, cfg.max_eval_examples)
-    return train_sft(inputs["model"], [{"text": t} for t in texts], [{"text": t} for t in eval_texts],
-                     cfg, out, ctx, quarantine)
+    with start_tracking(cfg.tracking, out, config=cfg) as tracker:
+        return train_sft(inputs["model"], [{"text": t} for t in texts], [{"text": t} for t in eval_texts],
+                         cfg, out, ctx, quarantine, tracker)

@@ -65,11 +65,13 @@ def _scheduler(optimizer, optim: OptimSpec, total_steps: int):
 
 
 def train_listwise(model, tokenizer, tuples: list[dict], optim: OptimSpec, max_length: int, seed: int,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, log=None) -> dict:
     """Train ``model`` (1-label sequence classifier) on ranked ``tuples``; return loss figures.
 
     A tuple is ``{"messages": prompt, "responses": [...], "ranks": [...]}``. One optimizer step
-    takes ``per_device_batch_size * gradient_accumulation_steps`` tuples.
+    takes ``per_device_batch_size * gradient_accumulation_steps`` tuples. ``log(scalars, step)``
+    (e.g. ``Tracker.log``) receives ``train/loss`` and ``train/learning_rate`` every
+    ``optim.logging_steps`` steps and at the last step.
     """
     import torch
     from tqdm.auto import tqdm
@@ -105,10 +107,14 @@ def train_listwise(model, tokenizer, tuples: list[dict], optim: OptimSpec, max_l
             step_loss += loss.item()
         if optim.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, optim.max_grad_norm)
+        lr = sched.get_last_lr()[0]
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(step_loss)
+        step = len(losses)
+        if log is not None and (step % optim.logging_steps == 0 or step in (1, total)):
+            log({"train/loss": step_loss, "train/learning_rate": lr}, step)
     model.eval()
     return {"train_loss_start": losses[0] if losses else None, "train_loss_end": losses[-1] if losses else None,
             "steps": len(losses)}

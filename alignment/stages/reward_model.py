@@ -31,6 +31,7 @@ from alignment.scope import TrainableScope
 from alignment.specs import MaxLength
 from alignment.stages.inputs import Quarantine, read_pairs, read_ranked
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses
+from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -54,6 +55,7 @@ class RewardModelStageConfig(StrictModel):
     score_batch_size: int = Field(32, ge=1)              # responses per forward when scoring held-out pairs and stats
     seed: int | None = None                              # None: the job seed
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed (pairwise)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # TensorBoard (out/tensorboard) / W&B
 
 
 Config = RewardModelStageConfig
@@ -125,7 +127,7 @@ def load_preference_data(pairs_dir: str | Path, source: str, heldout_fraction: f
 
 
 def _train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageConfig, out: Path,
-                    ctx: StageContext, seed: int):
+                    ctx: StageContext, seed: int, tracker: Tracker):
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
@@ -134,9 +136,10 @@ def _train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageCo
              "margin": cfg.margin_scale * (p["margin"] or 0.0)} for p in pairs]
     if cfg.margin_scale == 0:
         rows = [{k: v for k, v in r.items() if k != "margin"} for r in rows]
-    args = RewardConfig(**common_trainer_kwargs(cfg.optim, out, ctx, cfg.distributed, seed),
+    args = RewardConfig(**common_trainer_kwargs(cfg.optim, out, ctx, cfg.distributed, seed, tracker.report_to),
                         max_length=cfg.max_length, save_strategy="no", eval_strategy="no")
-    trainer = RewardTrainer(model=model, args=args, processing_class=tokenizer, train_dataset=Dataset.from_list(rows))
+    trainer = tracker.build_trainer(RewardTrainer, model=model, args=args, processing_class=tokenizer,
+                                    train_dataset=Dataset.from_list(rows))
     trainer.train()
     first, last = logged_losses(trainer.state.log_history)
     acc_first, acc_last = logged_losses(trainer.state.log_history, "accuracy")
@@ -145,13 +148,42 @@ def _train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageCo
                      "train_pairs_used": len(trainer.train_dataset)}
 
 
-def run(cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
-    from alignment.models import load_reward_model, load_tokenizer, sequence_classifier_from_lm
-    from alignment.scope import apply_trainable_scope
+def _train_and_save(model, tokenizer, data: dict, cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path,
+                    ctx: StageContext, seed: int, tracker: Tracker):
+    """Train with the configured loss and save ``out/model``; return (a model to score with, metrics)."""
+    from alignment.models import load_reward_model
     from alignment.stages.reward_listwise import train_listwise
     from alignment.stages.sft import is_zero3, save_trained_model
 
+    source = data["source"]
+    if cfg.loss == "pairwise":
+        if not data["train_pairs"]:
+            raise ValueError(f"reward_model: no training pairs from {inputs['pairs']} (source {source})")
+        trainer, metrics = _train_pairwise(model, tokenizer, data["train_pairs"], cfg, out, ctx, seed, tracker)
+        save_trained_model(trainer, tokenizer, out / "model")
+        model = trainer.model
+        if is_zero3(trainer) and is_main_process():
+            # the weights are sharded across ranks: a forward on rank 0 alone would wait forever for
+            # the others, so the statistics below score the whole model rank 0 just saved
+            model = load_reward_model(str(out / "model"), "reward_model", device=ctx.device, dtype="float32")
+    else:
+        if not data["train_tuples"]:
+            raise ValueError(f"reward_model: loss=listwise needs ranked tuples; none in {inputs['pairs']} "
+                             f"(source {source})")
+        metrics = train_listwise(model, tokenizer, data["train_tuples"], cfg.optim, cfg.max_length, seed, ctx.progress,
+                                 log=tracker.log)
+        model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        model.save_pretrained(out / "model")
+        tokenizer.save_pretrained(out / "model")
+    return model, metrics
+
+
+def run(cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
+    from alignment.models import load_tokenizer, sequence_classifier_from_lm
+    from alignment.scope import apply_trainable_scope
+
     out = Path(out)
+    check_tracking(cfg.tracking, out)
     if cfg.loss == "pairwise":
         launched = maybe_launch(NAME, cfg, inputs, out, ctx)
         if launched is not None:
@@ -166,27 +198,13 @@ def run(cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path, ctx: Sta
     transformers.set_seed(seed)  # the new score head's initialisation
     model = sequence_classifier_from_lm(inputs["backbone"], tokenizer, dtype="float32")
     model = apply_trainable_scope(model, cfg.scope)
-    if cfg.loss == "pairwise":
-        if not data["train_pairs"]:
-            raise ValueError(f"reward_model: no training pairs from {inputs['pairs']} (source {source})")
-        trainer, metrics = _train_pairwise(model, tokenizer, data["train_pairs"], cfg, out, ctx, seed)
-        save_trained_model(trainer, tokenizer, out / "model")
-        model = trainer.model
-        if is_zero3(trainer) and is_main_process():
-            # the weights are sharded across ranks: a forward on rank 0 alone would wait forever for
-            # the others, so the statistics below score the whole model rank 0 just saved
-            model = load_reward_model(str(out / "model"), "reward_model", device=ctx.device, dtype="float32")
-    else:
-        if not data["train_tuples"]:
-            raise ValueError(f"reward_model: loss=listwise needs ranked tuples; none in {inputs['pairs']} "
-                             f"(source {source})")
-        metrics = train_listwise(model, tokenizer, data["train_tuples"], cfg.optim, cfg.max_length, seed, ctx.progress)
-        model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-        model.save_pretrained(out / "model")
-        tokenizer.save_pretrained(out / "model")
-    if not is_main_process():
-        return metrics
-    stats = _reward_stats(model, tokenizer, data, cfg, source, seed, ctx)
+    with start_tracking(cfg.tracking, out, config=cfg) as tracker:
+        model, metrics = _train_and_save(model, tokenizer, data, cfg, inputs, out, ctx, seed, tracker)
+        if not is_main_process():
+            return metrics
+        stats = _reward_stats(model, tokenizer, data, cfg, source, seed, ctx)
+        tracker.log({"eval/heldout_accuracy": stats["heldout_accuracy"],
+                     "eval/heldout_reward_gap": stats.get("heldout_reward_gap")}, step=metrics["steps"])
     (out / "reward_stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
     quarantine.write(out)
     return {**metrics, **{k: v for k, v in stats.items() if k != "settings"}, "quarantined": len(quarantine),

@@ -34,6 +34,7 @@ from alignment.specs import MaxLength, RewardScoringSpec
 from alignment.stages.inputs import Quarantine, load_prompt_split
 from alignment.stages.rsft_scoring import RSFTJudgeSpec, score_with_judge, score_with_reward_model
 from alignment.stages.training_args import OptimSpec
+from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -71,6 +72,7 @@ class RSFTStageConfig(StrictModel):
     reward: RewardScoringSpec = Field(default_factory=RewardScoringSpec)  # scorer=reward_model: batch, input cap
     dtype: DType = "auto"                                  # sampling/scoring dtype
     seed: int | None = None                                # None: the job seed
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # TensorBoard (out/tensorboard) / W&B
 
 
 Config = RSFTStageConfig
@@ -120,19 +122,20 @@ def _iteration_record(it: int, policy: str, prompts: list[dict], scores: list[li
             "best_of_k_mean": sum(best) / len(best) if best else None, **counts}
 
 
-def run(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
+def _iterate(cfg: RSFTStageConfig, pool: list[dict], score, out: Path, ctx: StageContext, seed: int,
+             tracker: Tracker, policy: str) -> tuple[str, list[dict]]:
+    """The sample -> score -> keep -> fine-tune rounds; return the final policy and one record per round.
+
+    Each round's record goes to ``out/metrics.jsonl`` and, as ``rsft/*`` scalars at step = round,
+    to the tracker; each fine-tuning logs under ``out/tensorboard/iteration_<i>/``.
+    """
     import pandas as pd
 
     from alignment.stages.sample import generate_from_checkpoint
     from alignment.stages.sft import train_sft
 
-    out = Path(out)
-    quarantine = Quarantine()
-    pool = load_prompt_split(inputs["data"], cfg.split, quarantine, None, NAME)
-    score = _scorer(cfg, inputs, out, ctx)
-    seed = ctx.seed if cfg.seed is None else cfg.seed
     rng = random.Random(seed)
-    policy, history = inputs["policy"], []
+    history = []
     (out / "metrics.jsonl").unlink(missing_ok=True)
     for it in range(cfg.iterations + 1):
         prompts = rng.sample(pool, min(cfg.prompts_per_iteration, len(pool)))
@@ -148,17 +151,31 @@ def run(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageConte
             pd.DataFrame(kept).to_parquet(it_dir / "kept.parquet", index=False)
             record["kept"] = len(kept)
             if kept:
-                sft = train_sft(policy, [{"messages": r["messages"]} for r in kept], [], cfg.train, it_dir, ctx)
+                sft = train_sft(policy, [{"messages": r["messages"]} for r in kept], [], cfg.train, it_dir, ctx,
+                                tracker=tracker, tb_subdir=f"iteration_{it}")
                 record.update(train_loss_start=sft["train_loss_start"], train_loss_end=sft["train_loss_end"])
                 policy = str(it_dir / "model")
             else:
                 ctx.logger.warning("rsft iteration %d: no scored sample reached min_score=%s; policy unchanged",
                                    it, cfg.min_score)
         history.append(record)
+        tracker.log({f"rsft/{k}": record.get(k) for k in ("mean_score", "best_of_k_mean", "kept")}, step=it)
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         ctx.logger.info("rsft iteration %d: mean %s score %s (kept %s)", it, cfg.scorer, record["mean_score"],
                         record.get("kept", "-"))
+    return policy, history
+
+
+def run(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
+    out = Path(out)
+    check_tracking(cfg.tracking, out)
+    quarantine = Quarantine()
+    pool = load_prompt_split(inputs["data"], cfg.split, quarantine, None, NAME)
+    score = _scorer(cfg, inputs, out, ctx)
+    seed = ctx.seed if cfg.seed is None else cfg.seed
+    with start_tracking(cfg.tracking, out, config=cfg) as tracker:
+        policy, history = _iterate(cfg, pool, score, out, ctx, seed, tracker, inputs["policy"])
     _copy_model(Path(policy), out / "model")
     quarantine.write(out)
     means = [h["mean_score"] for h in history]

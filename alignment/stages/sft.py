@@ -23,6 +23,7 @@ from alignment.scope import TrainableScope
 from alignment.specs import MaxLength
 from alignment.stages.inputs import Quarantine, read_conversations, split_file
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses, perplexity
+from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
 from medalign.stage import StageContext
 
@@ -50,6 +51,7 @@ class SFTStageConfig(StrictModel):
     max_eval_examples: int | None = Field(512, ge=1)    # cap on validation conversations
     seed: int | None = None                         # None: the job seed
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # TensorBoard (out/tensorboard) / W&B
 
 
 Config = SFTStageConfig
@@ -57,6 +59,7 @@ Config = SFTStageConfig
 
 def run(cfg: SFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
     out = Path(out)
+    check_tracking(cfg.tracking, out)
     launched = maybe_launch(NAME, cfg, inputs, out, ctx)
     if launched is not None:
         return launched
@@ -70,10 +73,12 @@ def run(cfg: SFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContex
     if not train_rows:
         raise ValueError(f"sft: no usable training conversations in {inputs['data']} "
                          f"({len(quarantine)} quarantined: {quarantine.items[:3]})")
-    return train_sft(inputs["model"], train_rows, eval_rows, cfg, out, ctx, quarantine)
+    with start_tracking(cfg.tracking, out, config=cfg) as tracker:
+        return train_sft(inputs["model"], train_rows, eval_rows, cfg, out, ctx, quarantine, tracker)
 
 
-def _sft_args(cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Path, ctx: StageContext, has_eval: bool):
+def _sft_args(cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Path, ctx: StageContext, has_eval: bool,
+              report_to: list[str]):
     from trl import SFTConfig
 
     every = getattr(cfg, "eval_every_steps", None)
@@ -81,7 +86,7 @@ def _sft_args(cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Pa
     best = has_eval and getattr(cfg, "keep", "last") == "best"
     dist = getattr(cfg, "distributed", None) or DistributedSpec()
     return SFTConfig(
-        **common_trainer_kwargs(cfg.optim, out, ctx, dist, ctx.seed if cfg.seed is None else cfg.seed),
+        **common_trainer_kwargs(cfg.optim, out, ctx, dist, ctx.seed if cfg.seed is None else cfg.seed, report_to),
         max_length=cfg.max_length, packing=cfg.packing,
         assistant_only_loss=getattr(cfg, "assistant_only_loss", False),  # pretrain: plain text, every token
         eval_strategy=strategy, eval_steps=every,
@@ -96,7 +101,8 @@ def _sft_args(cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Pa
 
 def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
               cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Path, ctx: StageContext,
-              quarantine: Quarantine | None = None) -> dict:
+              quarantine: Quarantine | None = None, tracker: Tracker | None = None,
+              tb_subdir: str | None = None) -> dict:
     """Fine-tune ``model_ref`` on ``train_rows`` and save ``out/model``; return the metrics.
 
     Rows are ``{"messages": [...]}`` (conversations) or ``{"text": ...}`` (language modelling).
@@ -105,6 +111,8 @@ def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
     ``keep``, ``eval_every_steps``, ``distributed`` (absent: off, "last", per epoch, one
     process): the ``pretrain`` and ``rsft`` stages train through here too. Rows the caller
     refused (``quarantine``) are written to ``out/quarantine.jsonl`` and counted in the metrics.
+    ``tracker`` (None: no tracking) receives the trainer's logs, under ``tb_subdir`` of the
+    TensorBoard folder when given (rsft: one folder per iteration).
     """
     from datasets import Dataset
     from trl import SFTTrainer
@@ -114,10 +122,11 @@ def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
 
     tokenizer = load_tokenizer(model_ref, "model")
     model = apply_trainable_scope(load_causal_lm(model_ref, "model", dtype="float32").train(), cfg.scope)
-    args = _sft_args(cfg, out, ctx, bool(eval_rows))
-    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
-                         train_dataset=Dataset.from_list(train_rows),
-                         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None)
+    tracker = tracker or Tracker(TrackingSpec(tensorboard=False), out)
+    args = _sft_args(cfg, out, ctx, bool(eval_rows), tracker.report_to)
+    trainer = tracker.build_trainer(SFTTrainer, tb_subdir, model=model, args=args, processing_class=tokenizer,
+                                    train_dataset=Dataset.from_list(train_rows),
+                                    eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None)
     result = trainer.train(resume_from_checkpoint=_last_checkpoint(out / "checkpoints"))
     first, last = logged_losses(trainer.state.log_history)
     metrics = {"train_loss_start": first, "train_loss_end": last,

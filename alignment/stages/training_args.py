@@ -42,8 +42,12 @@ class OptimSpec(StrictModel):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 mixed precision on GPU, fp32 on CPU
 
 
-def common_trainer_kwargs(optim: OptimSpec, out: Path, ctx, dist: DistributedSpec, seed: int) -> dict:
-    """Arguments every trl config of ours takes (output under ``out/checkpoints``)."""
+def common_trainer_kwargs(optim: OptimSpec, out: Path, ctx, dist: DistributedSpec, seed: int,
+                          report_to: list[str] | None = None) -> dict:
+    """Arguments every trl config of ours takes (output under ``out/checkpoints``).
+
+    ``report_to``: the trackers (``Tracker.report_to`` of :mod:`alignment.tracking`; None: none).
+    """
     bf16 = optim.dtype == "bfloat16" or (optim.dtype == "auto" and ctx.device.startswith("cuda"))
     sched_kwargs = {"min_lr_rate": optim.min_lr_ratio} if optim.lr_scheduler == "cosine_with_min_lr" else None
     return dict(
@@ -56,7 +60,7 @@ def common_trainer_kwargs(optim: OptimSpec, out: Path, ctx, dist: DistributedSpe
         warmup_steps=optim.warmup_ratio, weight_decay=optim.weight_decay,
         adam_beta1=optim.adam_beta1, adam_beta2=optim.adam_beta2, adam_epsilon=optim.adam_epsilon,
         max_grad_norm=optim.max_grad_norm, logging_steps=optim.logging_steps, logging_first_step=True,
-        bf16=bf16, fp16=False, gradient_checkpointing=False, report_to=[], seed=seed,
+        bf16=bf16, fp16=False, gradient_checkpointing=False, report_to=list(report_to or []), seed=seed,
         disable_tqdm=not ctx.progress, dataloader_num_workers=0, save_only_model=False,
         include_num_input_tokens_seen="non_padding",  # -> trainer.state.num_input_tokens_seen (all ranks)
         **trainer_kwargs(dist, ctx.device),

@@ -89,3 +89,8 @@ def test_listwise_rm_on_ranked_tuples(tmp_path, tiny_data_dir, tiny_sft_model_di
     assert m["train_tuples"] == 128 and m["heldout_pairs"] == 32      # 16 validation tuples x 2 adjacent pairs
     assert m["train_loss_start"] == pytest.approx(math.log(6), abs=0.3)   # 3 responses: log 3! at init
     assert m["heldout_accuracy"] > 0.7
+    from alignment.tracking import read_scalars
+
+    curves = read_scalars(tmp_path / "tensorboard")["."]        # our own loop logs like trl's trainers
+    assert [s for s, _ in curves["train/loss"]] == [1, 10, 15]
+    assert curves["train/loss"][0][1] == pytest.approx(m["train_loss_start"], rel=1e-5)

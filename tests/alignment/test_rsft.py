@@ -43,6 +43,11 @@ def test_rsft_raises_the_mean_reward(tmp_path, tiny_data_dir, tiny_sft_model_dir
     assert [x["iteration"] for x in lines] == [0, 1] and lines[0]["kept"] == m["kept_by_iteration"][0] > 0
     assert (tmp_path / "iterations" / "0" / "kept.parquet").is_file()
     AutoModelForCausalLM.from_pretrained(tmp_path / "model")
+    from alignment.tracking import read_scalars
+
+    curves = read_scalars(tmp_path / "tensorboard")      # per-round scores at the top, one folder per fine-tuning
+    assert curves["."]["rsft/mean_score"] == [(0, pytest.approx(start)), (1, pytest.approx(end))]
+    assert set(curves) == {".", "iteration_0"} and curves["iteration_0"]["train/loss"]
 
 
 def test_select_top_never_keeps_an_unscored_response():

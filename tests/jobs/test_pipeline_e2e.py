@@ -107,3 +107,17 @@ def test_second_run_reuses_every_stage(small_run):
     assert [s["status"] for s in again["stages"].values()] == ["reused"] * 8
     assert sum("reused" in line for line in lines) >= 8
     assert again["headline"] == first["headline"]
+
+
+@pytest.mark.slow
+def test_report_html_shows_the_curves_and_the_win_rate(small_run):
+    import base64
+    import re
+
+    plan, report, _ = small_run
+    page = (plan.job_dir / "report.html").read_text(encoding="utf-8")
+    images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', page)
+    assert [alt for alt, _ in images] == ["training curves of sft", "training curves of reward_model",
+                                          "training curves of ppo", "judge win rates with 95% intervals"]
+    assert all(base64.b64decode(data).startswith(b"\x89PNG") for _, data in images)
+    assert all(f"<td>{name}</td>" in page for name in report["stages"])

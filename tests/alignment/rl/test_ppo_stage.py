@@ -36,7 +36,11 @@ def test_stage_with_reward_model_writes_its_outputs(ppo_inputs, tiny_ppo_config,
                 "time/generate_s", "time/reference_s", "time/critic_s", "time/reward_s",
                 "time/update_s", "lr"):
         assert key in rows[0], key
-    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    from alignment.tracking import read_scalars
+
+    curves = read_scalars(out / "tensorboard")["."]
+    assert curves["reward/score_raw"] == [(r["step"], pytest.approx(r["reward/score_raw"])) for r in rows]
+    assert [s for s, _ in curves["kl/mean"]] == [1, 2]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002"]
     # the data fixture repeats prompts: duplicates are counted, not trained on twice per pass
     assert metrics["prompts_duplicate"] > 0 and metrics["prompts_used"] > 0
