@@ -35,7 +35,7 @@ def problems(write_recipe, recipe_corpus, text: str, **kw) -> list[str]:
     with pytest.raises(ConfigError) as err:
         load_recipe(path, kw.get("overrides"), {"corpus": str(recipe_corpus)} if kw.get("corpus", True) else {})
     for p in err.value.problems:
-        assert p.startswith(f"{path}:"), p
+        assert p.startswith((f"{path}:", f"{path} (override ")), p
     return err.value.problems
 
 
