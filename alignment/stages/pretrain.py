@@ -18,9 +18,11 @@ from alignment.stages.inputs import Quarantine, read_texts, split_file
 from alignment.stages.sft import train_sft
 from alignment.stages.training_args import OptimSpec
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "pretrain"
+INPUTS = {"data": Input(("data",), "data stage directory (pretrain/ text)", reads=("pretrain",)),
+          "model": Input(("bootstrap",), "checkpoint to continue pretraining", model=True)}
 
 
 class PretrainStageConfig(StrictModel):

@@ -34,9 +34,13 @@ from alignment.stages.inputs import Quarantine, load_prompt_split
 from alignment.stages.rsft_scoring import RSFTJudgeSpec, score_with_judge, score_with_reward_model
 from alignment.stages.training_args import OptimSpec
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "rsft"
+INPUTS = {"data": Input(("data",), "data stage directory (prompts/)", reads=("prompts",)),
+          "policy": Input(("sft",), "checkpoint to sample from and fine-tune", model=True),
+          "reward_model": Input(("reward_model",), "reward model checkpoint (scorer: reward_model only)",
+                                model=True, optional=True)}
 
 
 class RSFTTrainSpec(StrictModel):

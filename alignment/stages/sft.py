@@ -23,9 +23,11 @@ from alignment.scope import TrainableScope
 from alignment.stages.inputs import Quarantine, read_conversations, split_file
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses, perplexity
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "sft"
+INPUTS = {"data": Input(("data",), "data stage directory (sft/ conversations)", reads=("sft",)),
+          "model": Input(("pretrain", "bootstrap"), "checkpoint to fine-tune", model=True)}
 
 
 class SFTStageConfig(StrictModel):

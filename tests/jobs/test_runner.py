@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from medalign.config import ConfigError
+from medalign.errors import UserError
 from jobs.plan import load_plan
 from jobs.runner import run_job
 
@@ -67,9 +68,12 @@ def test_failed_stage_skips_descendants_and_fails_the_job(toy_job):
     assert report["stages"]["src"]["status"] == "failed"
     assert "told to fail" in report["stages"]["src"]["error"]
     assert report["stages"]["dbl"]["status"] == "skipped"
-    assert not (Path(report["stages"]["src"]["dir"]) / "manifest.json").exists()
+    manifest = json.loads((Path(report["stages"]["src"]["dir"]) / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "told to fail" in manifest["problems"][0]
     log = Path(report["stages"]["src"]["dir"]) / "logs" / "stage.log"
     assert "told to fail" in log.read_text()
+    assert any("told to fail" in line and "| " in line for line in report["_lines"])   # the log's tail
+    assert any(f"log: {log}" in line for line in report["_lines"])
 
 
 def test_force_and_until(toy_job):
@@ -122,7 +126,7 @@ def test_lock_refuses_a_second_concurrent_run(toy_job):
     plan.job_dir.mkdir(parents=True, exist_ok=True)
     with open(plan.job_dir / ".lock", "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(RuntimeError, match="another run"):
+        with pytest.raises(UserError, match="another run"):
             run_job(plan, use_ray=False, echo=lambda s: None)
 
 
