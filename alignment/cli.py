@@ -32,6 +32,18 @@ def _inputs_help() -> str:
     return f"stage inputs as NAME=PATH, repeatable. {per_stage}"
 
 
+def _describe_inputs_when_asked(parser: argparse.ArgumentParser, action: argparse.Action) -> None:
+    """List every stage's inputs in ``--help`` only: it imports the stage modules, which every
+    other ``medalign`` command need not pay for."""
+    format_help = parser.format_help
+
+    def format_help_with_inputs() -> str:
+        action.help = _inputs_help()
+        return format_help()
+
+    parser.format_help = format_help_with_inputs
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``medalign bootstrap`` and ``medalign train``."""
     p = subparsers.add_parser(
@@ -54,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "manifest.json (the same executor and stage key as `medalign run`). --nproc/--deepspeed "
                     "launch it with torchrun (gloo on CPU).")
     p.add_argument("stage", choices=TRAINABLE, help="stage to run")
-    p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help=_inputs_help())
+    inputs = p.add_argument("--input", action="append", default=[], metavar="NAME=PATH",
+                            help="stage inputs as NAME=PATH, repeatable")
+    _describe_inputs_when_asked(p, inputs)
     p.add_argument("--out", required=True, help="stage output directory")
     p.add_argument("--config", help="YAML with the stage's config (see the stage module's Config)")
     p.add_argument("--nproc", type=int, help="processes for torchrun (sets distributed.nproc)")

@@ -97,7 +97,14 @@ def _missing_datasets(stages: dict[str, PlannedStage], source: Path, data: dict)
             provides = getattr(stage_module(upstream.kind), "provides", None)
             if provides is None:
                 continue
-            have = provides(upstream.config)
+            try:
+                have = provides(upstream.config)
+            except ConfigError as e:        # e.g. the recipe it names does not exist
+                line = line_of(data, ("stages", upstream.name, "config")) or line_of(data, ("stages", upstream.name))
+                for p in e.problems:            # once, however many stages read this data stage
+                    message = f"{source}:{line}: stages.{upstream.name}.config: {p}"
+                    problems += [message] if message not in problems else []
+                continue
             if not have & set(needs):
                 line = line_of(data, ("stages", name)) or line_of(data, ("stages", upstream.name))
                 problems.append(f"{source}:{line}: stages.{name}.inputs.{input_name}: {st.kind} reads "

@@ -33,12 +33,25 @@ def init_ray(cfg: RayConfig, env: dict[str, str], echo) -> None:
     kwargs = dict(namespace=cfg.namespace, runtime_env={"env_vars": env_vars},
                   log_to_driver=False, logging_level="WARNING")
     if cfg.address is None:
+        _quiet_default_token_notice()
         ray.init(num_cpus=cfg.num_cpus, include_dashboard=cfg.include_dashboard, **kwargs)
     else:
         ray.init(address=cfg.address, **kwargs)
     res = ray.cluster_resources()
     echo(f"  ray {'started' if cfg.address is None else 'joined ' + cfg.address} in "
          f"{time.time() - t0:.1f} s: {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU")
+
+
+def _quiet_default_token_notice() -> None:
+    """An in-process Ray started by `medalign run` turns token auth on by default and says so on
+    every run; the notice is for people who start clusters, not for a laptop job. Other Ray
+    warnings (and the notice when joining a cluster) still show."""
+    import logging
+
+    def drop(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(drop)
 
 
 def _run_stage(run: StageRun, ctx: StageContext) -> dict:

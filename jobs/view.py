@@ -157,7 +157,7 @@ class JobView:
             return
         end = chunk.rfind(b"\n") + 1          # complete lines only; the rest waits for the next poll
         r.log_offset += end
-        for line in chunk[:end].decode("utf-8", errors="replace").splitlines():
+        for line in chunk[:end].decode("utf-8", errors="replace").split("\n"):
             line = line.rsplit("\r", 1)[-1].rstrip()
             if line.strip():
                 self._print(f"  {name} | {line}")

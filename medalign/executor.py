@@ -190,7 +190,10 @@ def is_user_error(error: BaseException) -> bool:
 
 def describe_error(error: BaseException) -> str:
     """One line for an exception: the message of a user error, ``Type: message`` otherwise."""
-    text = str(error) if is_user_error(error) else f"{type(error).__name__}: {error}"
+    if isinstance(error, ConfigError):
+        text = "; ".join(error.problems)
+    else:
+        text = str(error) if is_user_error(error) else f"{type(error).__name__}: {error}"
     return text if len(text) < 2000 else text[:2000] + " ..."
 
 
