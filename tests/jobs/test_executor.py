@@ -210,3 +210,53 @@ def test_declared_inputs_accept_bare_tuples_for_custom_stages(toy_stages):
 
     assert declared_inputs(double) == {"data": Input(kinds=("toy_stages.source",))}
     assert isinstance(double.Config(), StrictModel)
+
+
+TINY_BOOTSTRAP = {"tokenizer.vocab_size": "600", "model.hidden_size": "32", "model.num_attention_heads": "2",
+                  "model.num_key_value_heads": "1", "model.intermediate_size": "64"}
+TINY_SFT = """\
+  sft:
+    config:
+      optim: {learning_rate: 3.0e-3, epochs: 1, per_device_batch_size: 8}
+      max_length: 128
+      max_train_examples: 32
+      max_eval_examples: 8
+"""
+
+
+def _tiny_pipeline(root: Path, with_sft: bool) -> Path:
+    block = "  bootstrap:\n    config:\n" + "".join(
+        f"      {k}: {v}\n" for k, v in {"tokenizer": "{vocab_size: 600}", "model": "{hidden_size: 32, "
+                                        "num_attention_heads: 2, num_key_value_heads: 1, intermediate_size: 64}"}.items())
+    job = root / "tiny.yaml"
+    job.write_text("name: tiny\nrun_dir: runs\nstages:\n" + TINY_DATA + block + (TINY_SFT if with_sft else ""))
+    return job
+
+
+@pytest.mark.slow
+def test_medalign_bootstrap_and_the_job_give_one_key_and_one_digest(tmp_path, repo_root):
+    import os
+    import subprocess
+    import sys
+
+    report = _run(_tiny_pipeline(tmp_path, with_sft=False), f"run_dir={tmp_path / 'runs'}")
+    assert report["status"] == "ok", report["_lines"]
+    data_dir, boot = report["stages"]["data"]["dir"], report["stages"]["bootstrap"]
+    out = tmp_path / "manual"
+    proc = subprocess.run([sys.executable, "-m", "medalign.cli", "bootstrap", "--data", data_dir, "--out", str(out),
+                           *(f"{k}={v}" for k, v in TINY_BOOTSTRAP.items())], cwd=repo_root, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(repo_root)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manual, job = read_manifest(out), read_manifest(boot["dir"])
+    assert manual["key"] == job["key"] == boot["key"]
+    assert manual["outputs"]["digest"] == job["outputs"]["digest"]
+
+
+@pytest.mark.slow
+def test_two_runs_of_data_bootstrap_sft_give_identical_datasets_checkpoints_keys_and_figures(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job = _tiny_pipeline(tmp_path, with_sft=True)
+    reports = [_run(job, f"run_dir={tmp_path / name}") for name in ("one", "two")]
+    assert all(r["status"] == "ok" for r in reports), reports[0]["_lines"]
+    assert _digests(reports[0]) == _digests(reports[1])          # datasets, checkpoints, keys
+    assert reports[0]["headline"] == reports[1]["headline"] and "sft_loss_end" in reports[0]["headline"]
