@@ -117,6 +117,22 @@ def toy_job(tmp_path, toy_stages) -> Path:
     return job
 
 
+@pytest.fixture
+def run_lines():
+    """``run_lines(job, *overrides, **kw)``: run a job in-process; the report gets ``_lines``,
+    the lines the runner printed."""
+    from jobs.plan import load_plan
+    from jobs.runner import run_job
+
+    def run(job: Path, *overrides: str, **kw) -> dict:
+        lines: list[str] = []
+        report = run_job(load_plan(job, list(overrides)), use_ray=False, progress=False,
+                         echo=lines.append, **kw)
+        report["_lines"] = lines
+        return report
+    return run
+
+
 @pytest.fixture(scope="session")
 def ray_local(toy_stages):
     """One in-process Ray for the whole session (ray.init takes seconds): 2 CPUs, shut at the end.
