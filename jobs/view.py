@@ -32,7 +32,8 @@ class _Running:
     out_dir: Path
     kind: str
     started: float = field(default_factory=time.time)
-    progress: str = ""              # the last progress text shown
+    progress: str = ""              # the stage's progress as last polled
+    printed: str = ""               # the progress text last printed (line mode)
     last_line_at: float = 0.0       # when a progress line was last printed (line mode)
     log_offset: int = 0             # bytes of the log already streamed (stream_logs)
 
@@ -142,8 +143,9 @@ class JobView:
                 if self.stream_logs:
                     self._stream(name, r)
                 r.progress = progress_text(read_progress(r.out_dir), now - r.started)
-                if not self.live and r.progress and now - r.last_line_at >= self.line_progress_s:
-                    r.last_line_at = now
+                if (not self.live and r.progress and r.progress != r.printed
+                        and now - r.last_line_at >= self.line_progress_s):
+                    r.last_line_at, r.printed = now, r.progress
                     self._print(f". {name:<13} {format_seconds(now - r.started):>8}  {r.progress}")
             if self._live is not None:
                 self._live.update(self._table())

@@ -87,10 +87,10 @@ def input_digest(ref: str) -> str:
 
 
 def portable_name(path: str | Path) -> str:
-    """A file's name for a stage key: relative to the working directory or the repository when
+    """A file's name for a stage key: relative to the repository or the working directory when
     it lies inside one of them (so a copied repository keeps its keys), else absolute."""
     path = Path(path).resolve()
-    for root in (Path.cwd().resolve(), Path(__file__).resolve().parents[1]):
+    for root in (Path(__file__).resolve().parents[1], Path.cwd().resolve()):
         if path.is_relative_to(root):
             return path.relative_to(root).as_posix()
     return path.as_posix()
