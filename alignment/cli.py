@@ -9,8 +9,10 @@ Overrides (``key.sub=value``) go right after the stage name (or after ``--data``
 for bootstrap), before the options, as argparse reads positional words in one run.
 
 Each command validates the stage config (a YAML via ``--config`` plus ``key.sub=value``
-overrides), runs the stage into ``--out`` and writes ``manifest.json`` there, like the job runner.
-Nothing heavy is imported at module level.
+overrides) and the ``--input`` names against the stage's declared ``INPUTS``, then runs the stage
+into ``--out`` through :func:`medalign.executor.execute_stage`, the executor of ``medalign run``:
+the same config and inputs give the same key and the same output digest. The stage's output
+streams to the terminal and to ``--out/logs/stage.log``. Nothing heavy is imported at module level.
 """
 
 from __future__ import annotations
