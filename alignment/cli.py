@@ -116,13 +116,18 @@ def parse_inputs(kind: str, items: list[str]) -> dict[str, str]:
 def _execute(kind: str, cfg, inputs: dict[str, str], out: Path, seed: int, device: str, progress: bool) -> int:
     import logging
 
+    from medalign.errors import StageFailed
     from medalign.executor import execute_stage, prepare_run
     from medalign.stage import StageContext
+    from medalign.stagelog import LOG_NAME
 
     run = prepare_run(kind, cfg, inputs, seed=seed, out_dir=out)
     ctx = StageContext(job="manual", stage=kind, seed=seed, device=device, progress=progress,
                        logger=logging.getLogger(f"medalign.{kind}"))
-    manifest = execute_stage(run, ctx, capture=False)
+    try:
+        manifest = execute_stage(run, ctx, capture=False)
+    except StageFailed as e:
+        raise StageFailed(f"stage {kind} failed: {e} (log: {out / LOG_NAME})") from None
     print(json.dumps(manifest["metrics"], indent=2, default=float, ensure_ascii=False))
     print(f"key {run.key}; manifest: {out / 'manifest.json'}")
     return 0
