@@ -135,9 +135,8 @@ def _child_main(argv: list[str] | None = None) -> int:
     """Entry point of each torchrun rank: run the stage, rank 0 writes its metrics."""
     import logging
 
+    from medalign.registry import stage_module
     from medalign.stage import StageContext
-
-    from alignment.stages import STAGES
 
     p = argparse.ArgumentParser(description="one rank of a distributed medalign stage (spawned by torchrun)")
     p.add_argument("--stage", required=True)
@@ -148,7 +147,7 @@ def _child_main(argv: list[str] | None = None) -> int:
     p.add_argument("--job", default="adhoc")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"[rank {rank()}] %(levelname)s %(name)s: %(message)s")
-    module = STAGES[a.stage]()
+    module = stage_module(a.stage)
     launch = Path(a.dir)
     cfg = module.Config.model_validate_json((launch / "config.json").read_text(encoding="utf-8"))
     inputs = json.loads((launch / "inputs.json").read_text(encoding="utf-8"))

@@ -27,6 +27,7 @@ from medalign.config import StrictModel
 from medalign.stage import StageContext
 
 NAME = "data"
+INPUTS: dict = {}                         # the first stage: reads only the files of its recipe
 CORPUS_DIR = "corpus"
 
 

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "killed midway is redone or resumed. Example: medalign run jobs/quickstart.yaml "
                     "stages.ppo.config.steps=40")
     run.add_argument("job", help="job YAML, e.g. jobs/quickstart.yaml")
-    run.add_argument("overrides", nargs="*", metavar="key.sub=value",
+    run.add_argument("overrides", nargs="*", default=[], metavar="key.sub=value",
                      help="config overrides, e.g. seed=1 stages.sft.config.epochs=2 ray.address=auto")
     run.add_argument("--until", metavar="STAGE", help="run this stage and what it needs, nothing after")
     run.add_argument("--only", metavar="STAGE", action="append", help="bring only these stages (and their inputs) up to date")
@@ -25,7 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="rerun this stage from an empty directory even if complete (repeatable)")
     run.add_argument("--no-ray", action="store_true", help="run stages one by one in this process (debugging)")
     run.add_argument("--plan", action="store_true", help="print the resolved stages and their inputs, run nothing")
+    run.add_argument("--json", action="store_true",
+                     help="with --plan: print every stage's resolved config, inputs, resources and key as JSON")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    run.add_argument("--verbose", dest="stream_logs", action="store_true",
+                     help="stream every stage's log to the terminal (they always go to "
+                          "runs/<job>/<stage>-<key>/logs/stage.log)")
     run.set_defaults(func=_run)
 
     submit = sub.add_parser(
@@ -35,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) in your environment; it is sent as a "
                     "header and never written anywhere.")
     submit.add_argument("job", help="job YAML")
-    submit.add_argument("overrides", nargs="*", metavar="key.sub=value")
+    submit.add_argument("overrides", nargs="*", default=[], metavar="key.sub=value")
     submit.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://head:8265")
     submit.add_argument("--no-wait", action="store_true", help="return after submitting; do not follow the logs")
     submit.set_defaults(func=_submit)
@@ -46,18 +51,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from medalign.errors import UserError
+
     from jobs.plan import load_plan
-    from jobs.runner import run_job
+    from jobs.runner import run_job, select_stages
+    from jobs.view import JobView
 
     plan = load_plan(args.job, args.overrides)
+    if args.json and not args.plan:
+        raise UserError("--json goes with --plan: medalign run JOB --plan --json")
+    select_stages(plan, args.until, args.only, args.force)     # unknown names fail before any work
     if args.plan:
-        for name, stage in plan.stages.items():
-            inputs = ", ".join(f"{k}<-{r.stage or r.external}" for k, r in stage.inputs.items())
-            print(f"{name:<14} kind={stage.kind:<13} inputs: {inputs or '-'}")
-        return 0
+        return _print_plan(plan, args.json)
+    term = _terminal()
+    stream_logs = args.stream_logs or args.verbose
+    view = JobView(lambda s: print(s, file=term, flush=True), live=term.isatty() and not stream_logs,
+                   stream_logs=stream_logs, console_file=term)
     report = run_job(plan, until=args.until, only=args.only, force=args.force,
                      use_ray=not args.no_ray, progress=not args.no_progress,
-                     echo=lambda s: print(s, flush=True))
+                     echo=view.echo, view=view)
     return 0 if report["status"] == "ok" else 1
 
 
@@ -66,6 +78,31 @@ def _ray_data_build(resolved, out, progress: bool = True, staging=None) -> dict:
     from jobs.ray_data_build import build_with_ray
 
     return build_with_ray(resolved, out, progress=progress, staging=staging)
+
+
+def _print_plan(plan, as_json: bool) -> int:
+    if as_json:
+        import json
+
+        from jobs.execute import describe_plan
+
+        print(json.dumps(describe_plan(plan), indent=2, ensure_ascii=False))
+        return 0
+    for name, stage in plan.stages.items():
+        inputs = ", ".join(f"{k}<-{r.stage or r.external}" for k, r in stage.inputs.items())
+        print(f"{name:<14} kind={stage.kind:<13} inputs: {inputs or '-'}")
+    return 0
+
+
+def _terminal():
+    """A stream to this process's terminal that stays there while an in-process stage sends
+    stdout and stderr to its log file (``--no-ray``)."""
+    import os
+
+    try:
+        return open(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", errors="replace", buffering=1)
+    except (OSError, ValueError, AttributeError):
+        return sys.stdout
 
 
 def _submit(args: argparse.Namespace) -> int:

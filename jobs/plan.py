@@ -12,7 +12,7 @@ from pathlib import Path
 
 from medalign.config import ConfigError, StrictModel, line_of, load_mapping, validate_mapping
 
-from jobs.registry import DATA_NEEDS, MODEL_INPUTS, OPTIONAL_INPUTS, check_kind, default_inputs, stage_module, validate_stage_config
+from medalign.registry import checked_stage_module, stage_inputs, stage_module
 from jobs.schema import JobConfig, StageEntry
 
 
@@ -61,10 +61,12 @@ def load_plan(path: str | Path, overrides: list[str] | None = None) -> Plan:
     problems: list[str] = []
     for name, entry in enabled.items():
         kind = kinds[name]
-        check_kind(name, kind, path, line_of(data, ("stages", name)))
+        line = line_of(data, ("stages", name))
+        module = checked_stage_module(kind, f"{path}:{line}: stages.{name}.kind" if line else
+                                      f"{path}: stages.{name}.kind")
         try:
-            cfg = validate_stage_config(kind, (raw_stages.get(name) or {}).get("config") or {}, path,
-                                        prefix=f"stages.{name}.config")
+            cfg = validate_mapping((raw_stages.get(name) or {}).get("config") or {}, module.Config,
+                                   source=path, prefix=f"stages.{name}.config")
         except ConfigError as e:
             problems.extend(e.problems)
             continue
@@ -82,19 +84,27 @@ def load_plan(path: str | Path, overrides: list[str] | None = None) -> Plan:
 
 def _missing_datasets(stages: dict[str, PlannedStage], source: Path, data: dict) -> list[str]:
     """Problems where a stage reads a dataset (``prompts``, ``sft``...) that its upstream data
-    stage's recipe does not make (see ``DATA_NEEDS``); upstream kinds without ``provides`` are
-    not checked."""
+    stage's recipe does not make (the input's declared ``reads``); upstream kinds without
+    ``provides`` are not checked."""
     problems = []
     for name, st in stages.items():
+        declared = stage_inputs(st.kind)
         for input_name, ref in st.inputs.items():
-            needs = DATA_NEEDS.get((st.kind, input_name))
+            needs = declared[input_name].reads
             upstream = stages.get(ref.stage) if ref.stage else None
             if not needs or upstream is None:
                 continue
             provides = getattr(stage_module(upstream.kind), "provides", None)
             if provides is None:
                 continue
-            have = provides(upstream.config)
+            try:
+                have = provides(upstream.config)
+            except ConfigError as e:        # e.g. the recipe it names does not exist
+                line = line_of(data, ("stages", upstream.name, "config")) or line_of(data, ("stages", upstream.name))
+                for p in e.problems:            # once, however many stages read this data stage
+                    message = f"{source}:{line}: stages.{upstream.name}.config: {p}"
+                    problems += [message] if message not in problems else []
+                continue
             if not have & set(needs):
                 line = line_of(data, ("stages", name)) or line_of(data, ("stages", upstream.name))
                 problems.append(f"{source}:{line}: stages.{name}.inputs.{input_name}: {st.kind} reads "
@@ -105,36 +115,37 @@ def _missing_datasets(stages: dict[str, PlannedStage], source: Path, data: dict)
 
 def _resolve_inputs(name: str, kind: str, entry: StageEntry, kinds: dict[str, str],
                     source: Path, data: dict) -> dict[str, InputRef]:
-    wanted = default_inputs(kind)
+    """Wire each declared input: the stage or path the job entry names, else the first stage of
+    the job whose kind the declaration lists; an optional input with neither is left out."""
+    wanted = stage_inputs(kind)
     unknown = set(entry.inputs) - set(wanted)
     if unknown:
         line = line_of(data, ("stages", name, "inputs"))
         raise ConfigError([f"{source}:{line}: stages.{name}.inputs: unknown input(s) "
                            f"{sorted(unknown)}; {kind} takes {sorted(wanted)}"])
     refs: dict[str, InputRef] = {}
-    for input_name, candidates in wanted.items():
-        is_model = input_name in MODEL_INPUTS
+    for input_name, spec in wanted.items():
         given = entry.inputs.get(input_name)
         if given is not None:
             if given in kinds:
-                refs[input_name] = InputRef(stage=given, is_model=is_model)
-            elif is_model or Path(given).exists():
+                refs[input_name] = InputRef(stage=given, is_model=spec.model)
+            elif spec.model or Path(given).exists():
                 # a model may be a hub id; anything else must exist (checked now, before work starts)
-                refs[input_name] = InputRef(external=given, is_model=is_model)
+                refs[input_name] = InputRef(external=given, is_model=spec.model)
             else:
                 line = line_of(data, ("stages", name, "inputs", input_name))
                 raise ConfigError([f"{source}:{line}: stages.{name}.inputs.{input_name}: {given!r} is "
                                    f"neither a stage of this job nor an existing path"])
             continue
-        upstream = next((s for c in candidates for s, k in kinds.items() if k == c and s != name), None)
-        if upstream is None and (kind, input_name) in OPTIONAL_INPUTS:
+        upstream = next((s for c in spec.kinds for s, k in kinds.items() if k == c and s != name), None)
+        if upstream is None and spec.optional:
             continue
         if upstream is None:
             line = line_of(data, ("stages", name))
             raise ConfigError([f"{source}:{line}: stages.{name}: input {input_name!r} has no source: "
-                               f"add a stage of kind {' or '.join(candidates)} or set "
+                               f"add a stage of kind {' or '.join(spec.kinds)} or set "
                                f"stages.{name}.inputs.{input_name}"])
-        refs[input_name] = InputRef(stage=upstream, is_model=is_model)
+        refs[input_name] = InputRef(stage=upstream, is_model=spec.model)
     return refs
 
 

@@ -12,9 +12,9 @@ import time
 
 import ray
 
+from medalign.executor import StageRun, execute_stage
 from medalign.stage import StageContext
 
-from jobs.execute import ResolvedStage, execute_stage
 from jobs.schema import RayConfig, Resources
 
 
@@ -28,9 +28,12 @@ def init_ray(cfg: RayConfig, env: dict[str, str], echo) -> None:
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if name in os.environ:
             env_vars.setdefault(name, os.environ[name])
+    # stages write their output to their own log files (medalign.stagelog); nothing of a worker's
+    # output is forwarded to the driver's terminal, which shows the job's view instead
     kwargs = dict(namespace=cfg.namespace, runtime_env={"env_vars": env_vars},
-                  log_to_driver=True, logging_level="WARNING")
+                  log_to_driver=False, logging_level="WARNING")
     if cfg.address is None:
+        _quiet_default_token_notice()
         ray.init(num_cpus=cfg.num_cpus, include_dashboard=cfg.include_dashboard, **kwargs)
     else:
         ray.init(address=cfg.address, **kwargs)
@@ -39,32 +42,44 @@ def init_ray(cfg: RayConfig, env: dict[str, str], echo) -> None:
          f"{time.time() - t0:.1f} s: {res.get('CPU', 0):g} CPU, {res.get('GPU', 0):g} GPU")
 
 
-def _run_stage(resolved: ResolvedStage, ctx: StageContext) -> dict:
-    return execute_stage(resolved, ctx)
+def _quiet_default_token_notice() -> None:
+    """An in-process Ray started by `medalign run` turns token auth on by default and says so on
+    every run; the notice is for people who start clusters, not for a laptop job. Other Ray
+    warnings (and the notice when joining a cluster) still show."""
+    import logging
+
+    def drop(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(drop)
 
 
-def submit(resolved: ResolvedStage, ctx: StageContext, resources: Resources):
+def _run_stage(run: StageRun, ctx: StageContext) -> dict:
+    return execute_stage(run, ctx)
+
+
+def submit(run: StageRun, ctx: StageContext, resources: Resources):
     """Submit one stage; returns an ObjectRef to its manifest."""
     if resources.num_workers > 1:
         from jobs.train_group import submit_data_parallel
 
-        return submit_data_parallel(resolved, ctx, resources)
+        return submit_data_parallel(run, ctx, resources)
     options = dict(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_retries=0,
-                   name=f"medalign:{resolved.name}")
+                   name=f"medalign:{run.name}")
     if resources.memory_gb:
         options["memory"] = int(resources.memory_gb * (1 << 30))
     if resources.accelerator_type:
         options["accelerator_type"] = resources.accelerator_type
-    return ray.remote(_run_stage).options(**options).remote(resolved, ctx)
+    return ray.remote(_run_stage).options(**options).remote(run, ctx)
 
 
 def wait_one(running: dict):
-    """Wait for any running stage; return (ref, name, resolved, manifest or the exception)."""
+    """Wait for any running stage; return (ref, name, run, manifest or the exception)."""
     ready, _ = ray.wait(list(running), num_returns=1)
     ref = ready[0]
-    name, resolved = running[ref]
+    name, run = running[ref]
     try:
         result = ray.get(ref)
     except Exception as e:  # noqa: BLE001 - the caller records it as the stage's failure
         result = e
-    return ref, name, resolved, result
+    return ref, name, run, result

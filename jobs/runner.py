@@ -9,7 +9,12 @@ Order of work:
    reused. A job whose stages are all complete therefore finishes without starting Ray.
 2. Start Ray (in-process, or join ``ray.address``) and submit every stage whose inputs are ready
    as a task with the stage's resources; independent branches run concurrently. A failed stage
-   stops its descendants only; the job exits non-zero.
+   (it raised, or its acceptance rule rejected its metrics) stops its descendants only, keeps a
+   manifest with ``status: failed`` for the auditor, and is redone by the next run; the job
+   exits non-zero.
+
+Each stage's output goes to its ``logs/stage.log``; the driver shows one view of the job
+(:mod:`jobs.view`).
 """
 
 from __future__ import annotations
@@ -25,12 +30,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
+from medalign.errors import StageFailed, UserError
+from medalign.executor import StageRun, attempt_state, describe_error, execute_stage, is_complete
 from medalign.stage import StageContext
 
-from jobs.execute import ResolvedStage, execute_stage, is_complete, resolve_stage
+from jobs.execute import resolve_stage
 from jobs.gpu_plan import check_stages_fit
 from jobs.plan import Plan, PlannedStage
 from jobs.report import StageOutcome, write_report
+from jobs.view import JobView
 
 log = logging.getLogger("medalign.jobs")
 
@@ -39,12 +47,17 @@ log = logging.getLogger("medalign.jobs")
 STAGE_ENV = {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1", "WANDB_DISABLED": "true"}
 
 
-def select_stages(plan: Plan, until: str | None = None, only: list[str] | None = None) -> list[str]:
-    """Names of the stages to bring up to date: all, or ``until`` and its ancestors, or ``only``."""
+def select_stages(plan: Plan, until: str | None = None, only: list[str] | None = None,
+                  force: list[str] | None = None) -> list[str]:
+    """Names of the stages to bring up to date: all, or ``until`` and its ancestors, or ``only``.
+
+    Raises :class:`UserError` when ``--until``, ``--only`` or ``--force`` names no stage of the job."""
     names = list(plan.stages)
-    for name in [until, *(only or [])]:
-        if name and name not in plan.stages:
-            raise KeyError(f"no stage {name!r} in job {plan.job.name}; stages: {', '.join(names)}")
+    for flag, values in (("--until", [until] if until else []), ("--only", only or []), ("--force", force or [])):
+        for name in values:
+            if name not in plan.stages:
+                raise UserError(f"{flag} {name}: no stage {name!r} in job {plan.job.name} "
+                                f"({plan.source}); its stages: {', '.join(names)}")
     if only:
         wanted = set()
         for name in only:
@@ -69,24 +82,28 @@ def _ancestors(plan: Plan, name: str) -> set[str]:
 
 def run_job(plan: Plan, *, until: str | None = None, only: list[str] | None = None,
             force: list[str] | None = None, use_ray: bool = True, progress: bool = True,
-            echo: Callable[[str], None] = print) -> dict:
-    """Bring the selected stages up to date; return the report (also written as report.json)."""
+            echo: Callable[[str], None] = print, view: JobView | None = None) -> dict:
+    """Bring the selected stages up to date; return the report (also written as report.json).
+
+    ``view`` shows events and progress (default: one line per event through ``echo``)."""
     started = time.time()
-    names = select_stages(plan, until, only)
+    names = select_stages(plan, until, only, force)
     force = set(force or [])
+    view = view or JobView(echo)
     plan.job_dir.mkdir(parents=True, exist_ok=True)
     outcomes: dict[str, StageOutcome] = {}
     with _job_lock(plan.job_dir):
-        pending = _reuse_complete(plan, names, force, outcomes, echo)
+        pending = _reuse_complete(plan, names, force, outcomes, view)
         if pending:
             check_stages_fit(plan, pending, echo)   # stages declaring GPU memory they cannot fit: refused
             runner = _run_with_ray if use_ray else _run_in_process
-            runner(plan, pending, force, outcomes, progress, echo)
+            with view.watching():
+                runner(plan, pending, force, outcomes, progress, view)
     return write_report(plan, names, outcomes, started, echo=echo)
 
 
 def _reuse_complete(plan: Plan, names: list[str], force: set[str],
-                    outcomes: dict[str, StageOutcome], echo) -> list[str]:
+                    outcomes: dict[str, StageOutcome], view: JobView) -> list[str]:
     """Mark complete stages as reused (no Ray needed); return the names still to run."""
     manifests: dict[str, dict] = {}
     dirs: dict[str, Path] = {}
@@ -96,14 +113,14 @@ def _reuse_complete(plan: Plan, names: list[str], force: set[str],
         if any(dep in pending for dep in stage.deps) or name in force:
             pending.append(name)
             continue
-        resolved = _absolute(resolve_stage(plan, stage, manifests, dirs))
-        manifest = is_complete(resolved)
+        run = _absolute(resolve_stage(plan, stage, manifests, dirs))
+        manifest = is_complete(run)
         if manifest is None:
             pending.append(name)
             continue
-        manifests[name], dirs[name] = manifest, resolved.out_dir
-        outcomes[name] = StageOutcome(name, stage.kind, "reused", resolved.out_dir, manifest)
-        echo(f"= {name:<13} reused   {resolved.out_dir}")
+        manifests[name], dirs[name] = manifest, run.out_dir
+        outcomes[name] = StageOutcome(name, stage.kind, "reused", run.out_dir, manifest)
+        view.reused(name, run.out_dir)
     return pending
 
 
@@ -114,10 +131,10 @@ def _context(plan: Plan, stage: PlannedStage, progress: bool) -> StageContext:
                         num_gpus=r.num_gpus, progress=progress)
 
 
-def _absolute(resolved: ResolvedStage) -> ResolvedStage:
+def _absolute(run: StageRun) -> StageRun:
     """Absolute paths, so a Ray worker with another working directory finds them."""
-    inputs = {k: (str(Path(v).resolve()) if Path(v).exists() else v) for k, v in resolved.inputs.items()}
-    return replace(resolved, out_dir=resolved.out_dir.resolve(), inputs=inputs)
+    inputs = {k: (str(Path(v).resolve()) if Path(v).exists() else v) for k, v in run.inputs.items()}
+    return replace(run, out_dir=run.out_dir.resolve(), inputs=inputs)
 
 
 def _ready(plan: Plan, pending: list[str], outcomes: dict[str, StageOutcome]) -> list[str]:
@@ -130,91 +147,93 @@ def _blocked(plan: Plan, pending: list[str], outcomes: dict[str, StageOutcome]) 
             if any(d in outcomes and not outcomes[d].ok for d in plan.stages[n].deps)]
 
 
-def _resolve_ready(plan: Plan, name: str, outcomes: dict[str, StageOutcome]) -> ResolvedStage:
+def _resolve_ready(plan: Plan, name: str, outcomes: dict[str, StageOutcome]) -> StageRun:
     manifests = {n: o.manifest for n, o in outcomes.items() if o.ok}
     dirs = {n: o.out_dir for n, o in outcomes.items() if o.ok}
     return _absolute(resolve_stage(plan, plan.stages[name], manifests, dirs))
 
 
 def _run_in_process(plan: Plan, pending: list[str], force: set[str],
-                    outcomes: dict[str, StageOutcome], progress: bool, echo) -> None:
+                    outcomes: dict[str, StageOutcome], progress: bool, view: JobView) -> None:
     """Run stages one by one in this process (tests, debugging: ``--no-ray``)."""
     for name in list(pending):
         if name in _blocked(plan, [name], outcomes):
             outcomes[name] = StageOutcome(name, plan.stages[name].kind, "skipped", None, None)
+            view.skipped(name)
             continue
-        resolved = _resolve_ready(plan, name, outcomes)
-        _start_message(resolved, force, echo)
+        run = _resolve_ready(plan, name, outcomes)
+        if name not in force and (manifest := is_complete(run)):
+            outcomes[name] = _finished(name, run, manifest, "reused", view)
+            continue
+        _start(run, force, view)
         try:
-            manifest = _reuse_or_execute(resolved, _context(plan, plan.stages[name], progress), force)
-            outcomes[name] = _finished(name, resolved, manifest, echo)
+            manifest = execute_stage(run, _context(plan, plan.stages[name], progress))
+            outcomes[name] = _finished(name, run, manifest, "ran", view)
         except Exception as e:  # noqa: BLE001 - recorded as the stage's status, job exits non-zero
-            outcomes[name] = _failed(name, resolved, e, echo)
-
-
-def _reuse_or_execute(resolved: ResolvedStage, ctx: StageContext, force: set[str]) -> dict:
-    if resolved.name not in force and (manifest := is_complete(resolved)):
-        return dict(manifest, _reused=True)
-    return execute_stage(resolved, ctx)
+            outcomes[name] = _failed(name, run, e, view)
 
 
 def _run_with_ray(plan: Plan, pending: list[str], force: set[str],
-                  outcomes: dict[str, StageOutcome], progress: bool, echo) -> None:
+                  outcomes: dict[str, StageOutcome], progress: bool, view: JobView) -> None:
     """Submit ready stages as Ray tasks until every pending stage ran, failed or was skipped."""
     from jobs import ray_tasks  # the only place that imports ray
 
-    ray_tasks.init_ray(plan.job.ray, {**STAGE_ENV, "MEDALIGN_COMMAND": " ".join(sys.argv)}, echo)
+    ray_tasks.init_ray(plan.job.ray, {**STAGE_ENV, "MEDALIGN_COMMAND": " ".join(sys.argv)}, view.note)
     running: dict = {}
     waiting = list(pending)
     while waiting or running:
         for name in _blocked(plan, waiting, outcomes):
             waiting.remove(name)
             outcomes[name] = StageOutcome(name, plan.stages[name].kind, "skipped", None, None)
-            echo(f"- {name:<13} skipped  (an input failed)")
+            view.skipped(name)
         for name in _ready(plan, waiting, outcomes):
             waiting.remove(name)
-            resolved = _resolve_ready(plan, name, outcomes)
+            run = _resolve_ready(plan, name, outcomes)
+            if name not in force and (manifest := is_complete(run)):
+                outcomes[name] = _finished(name, run, manifest, "reused", view)
+                continue
             stage = plan.stages[name]
-            _start_message(resolved, force, echo)
-            ref = ray_tasks.submit(resolved, _context(plan, stage, progress), stage.entry.resources)
-            running[ref] = (name, resolved)
+            _start(run, force, view)
+            ref = ray_tasks.submit(run, _context(plan, stage, progress), stage.entry.resources)
+            running[ref] = (name, run)
         if not running:
+            if waiting and (_ready(plan, waiting, outcomes) or _blocked(plan, waiting, outcomes)):
+                continue          # a stage reused just now made others ready
             break
-        done_ref, name, resolved, result = ray_tasks.wait_one(running)
+        done_ref, name, run, result = ray_tasks.wait_one(running)
         del running[done_ref]
         if isinstance(result, BaseException):
-            outcomes[name] = _failed(name, resolved, result, echo)
+            outcomes[name] = _failed(name, run, result, view)
         else:
-            outcomes[name] = _finished(name, resolved, result, echo)
+            outcomes[name] = _finished(name, run, result, "ran", view)
 
 
-def _start_message(resolved: ResolvedStage, force: set[str], echo) -> None:
+def _start(run: StageRun, force: set[str], view: JobView) -> None:
     """Announce a stage; a forced stage starts from an empty directory (no stale checkpoints)."""
-    if resolved.name in force and resolved.out_dir.exists():
-        shutil.rmtree(resolved.out_dir)
-        echo(f"> {resolved.name:<13} running  {resolved.out_dir} (forced: old directory removed)")
+    if run.name in force and run.out_dir.exists():
+        shutil.rmtree(run.out_dir)
+        view.started(run.name, run.kind, run.out_dir, " (forced: old directory removed)")
         return
-    resume = " (resuming a killed attempt)" if resolved.out_dir.exists() else ""
-    echo(f"> {resolved.name:<13} running  {resolved.out_dir}{resume}")
+    state = attempt_state(run.out_dir, run.key)
+    note = {"killed": " (resuming a killed attempt)", "failed": " (redoing a failed attempt)"}.get(state, "")
+    view.started(run.name, run.kind, run.out_dir, note)
 
 
-def _finished(name: str, resolved: ResolvedStage, manifest: dict, echo) -> StageOutcome:
-    status = "reused" if manifest.pop("_reused", False) else "ran"
-    wall = manifest.get("timings", {}).get("wall_s")
-    echo(f"+ {name:<13} {status:<8} {wall:8.1f} s" if wall is not None else f"+ {name} {status}")
-    return StageOutcome(name, resolved.kind, status, resolved.out_dir, manifest)
+def _finished(name: str, run: StageRun, manifest: dict, status: str, view: JobView) -> StageOutcome:
+    view.finished(name, run.kind, status, manifest)
+    return StageOutcome(name, run.kind, status, run.out_dir, manifest)
 
 
-def _failed(name: str, resolved: ResolvedStage, error: BaseException, echo) -> StageOutcome:
-    message = _short_error(error)
-    echo(f"! {name:<13} FAILED   {message}\n  log: {resolved.out_dir / 'logs' / 'stage.log'}")
-    return StageOutcome(name, resolved.kind, "failed", resolved.out_dir, None, error=message)
+def _failed(name: str, run: StageRun, error: BaseException, view: JobView) -> StageOutcome:
+    message = stage_error(error)
+    view.failed(name, run.out_dir, message)
+    return StageOutcome(name, run.kind, "failed", run.out_dir, None, error=message)
 
 
-def _short_error(error: BaseException) -> str:
+def stage_error(error: BaseException) -> str:
+    """One line for a stage's failure, unwrapping Ray's task error."""
     cause = getattr(error, "cause", None) or error   # RayTaskError wraps the stage's exception
-    text = f"{type(cause).__name__}: {cause}"
-    return text if len(text) < 2000 else text[:2000] + " ..."
+    return str(cause) if isinstance(cause, StageFailed) else describe_error(cause)
 
 
 @contextmanager
@@ -225,7 +244,7 @@ def _job_lock(job_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"another run of this job holds {path}; wait for it or stop it") from None
+            raise UserError(f"another run of this job holds {path}; wait for it or stop it") from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))

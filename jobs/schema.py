@@ -8,13 +8,13 @@
         config: {recipe: data_recipes/recipes/quickstart.yaml, ...}
       sft:
         resources: {num_cpus: 2}
-        inputs: {model: bootstrap}          # optional: default wiring is in jobs/registry.py
+        inputs: {model: bootstrap}          # optional: default wiring is each stage module's INPUTS
         config: {epochs: 1, ...}            # validated against alignment.stages.sft.Config
 
 A stage entry's key is its name in the job; ``kind`` (default: the name) picks the stage module,
 so one job may hold two stages of a kind (``eval_dpo: {kind: eval, inputs: {policy: dpo}}``).
 The top level is validated here; each ``config`` is validated against its module's ``Config`` by
-:func:`jobs.registry.validate_stage_configs`, with errors naming the job file, line and
+:func:`jobs.plan.load_plan`, with errors naming the job file, line and
 ``stages.<name>.config.<field>``.
 """
 

@@ -10,6 +10,7 @@ should be on storage shared by the nodes (``run_dir=/mnt/shared/runs``).
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 
@@ -24,8 +25,7 @@ def submit_job(job: str, overrides: list[str], address: str, *, wait: bool = Tru
     """Submit ``medalign run job overrides`` to the cluster at ``address``; 0 when it succeeded."""
     client = JobSubmissionClient(address)
     entrypoint = " ".join(shlex.quote(p) for p in
-                          ["python", "-m", "medalign.cli", "run", job, *overrides, "ray.address=auto",
-                           "--no-progress"])
+                          ["python", "-m", "medalign.cli", "run", job, *overrides, "ray.address=auto"])
     job_id = client.submit_job(entrypoint=entrypoint,
                                runtime_env={"working_dir": ".", "excludes": EXCLUDES},
                                metadata={"medalign_job": job})
@@ -39,13 +39,31 @@ def submit_job(job: str, overrides: list[str], address: str, *, wait: bool = Tru
     return 0 if status == JobStatus.SUCCEEDED else 1
 
 
+# A line Ray prefixes with the task that printed it and nothing else: "(_run_stage pid=123) "
+_EMPTY_PREFIXED = re.compile(r"^\([^()]*pid=\d+[^()]*\)\s*$")
+
+
+def printable_lines(text: str) -> list[str]:
+    """The lines of a chunk of job log worth showing: no blank lines, no Ray prefix alone, and a
+    progress bar's carriage-return updates reduced to their last state."""
+    out = []
+    for line in text.split("\n"):
+        line = line.rsplit("\r", 1)[-1].rstrip()
+        if line.strip() and not _EMPTY_PREFIXED.match(line):
+            out.append(line)
+    return out
+
+
 def _follow(client: JobSubmissionClient, job_id: str):
-    seen = 0
+    """Yield the job's new log lines (complete lines only) until it ends."""
+    seen, partial = 0, ""
     while True:
         logs = client.get_job_logs(job_id)
-        if len(logs) > seen:
-            yield logs[seen:].rstrip("\n")
-            seen = len(logs)
-        if client.get_job_status(job_id) in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+        done = client.get_job_status(job_id) in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED)
+        text, seen = partial + logs[seen:], len(logs)
+        if done:
+            yield from printable_lines(text)
             break
+        text, _, partial = text.rpartition("\n")     # hold back a line still being written
+        yield from printable_lines(text)
         time.sleep(2)

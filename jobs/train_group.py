@@ -13,14 +13,15 @@ import ray
 from ray.train import RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from medalign.artifacts import read_manifest
+from medalign.artifacts import is_successful, read_manifest
+from medalign.errors import StageFailed
+from medalign.executor import StageRun, execute_stage
 from medalign.stage import StageContext
 
-from jobs.execute import ResolvedStage, execute_stage
 from jobs.schema import Resources
 
 
-def _fit(resolved: ResolvedStage, ctx: StageContext, resources: Resources) -> dict:
+def _fit(run: StageRun, ctx: StageContext, resources: Resources) -> dict:
     use_gpu = resources.num_gpus > 0
     per_worker = {"CPU": max(1.0, resources.num_cpus / resources.num_workers)}
     if use_gpu:
@@ -28,24 +29,30 @@ def _fit(resolved: ResolvedStage, ctx: StageContext, resources: Resources) -> di
 
     def loop_per_worker(_config: dict) -> None:
         rank = ray.train.get_context().get_world_rank()
-        execute_stage(resolved, ctx, rank=rank)
+        execute_stage(run, ctx, rank=rank)
 
     trainer = TorchTrainer(
         loop_per_worker,
         scaling_config=ScalingConfig(num_workers=resources.num_workers, use_gpu=use_gpu,
                                      resources_per_worker=per_worker),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        run_config=RunConfig(name=f"{ctx.job}-{resolved.name}",
-                             storage_path=str(resolved.out_dir.parent / ".ray_train")),
+        run_config=RunConfig(name=f"{ctx.job}-{run.name}",
+                             storage_path=str(run.out_dir.parent / ".ray_train")),
     )
-    trainer.fit()
-    manifest = read_manifest(resolved.out_dir)
-    if manifest is None:
-        raise RuntimeError(f"stage {resolved.name}: data-parallel run ended without a manifest")
+    try:
+        trainer.fit()
+    except Exception as e:  # noqa: BLE001 - rank 0's manifest says why, when it got that far
+        manifest = read_manifest(run.out_dir)
+        if manifest and manifest.get("problems"):
+            raise StageFailed("; ".join(manifest["problems"])) from None
+        raise StageFailed(f"data-parallel run failed: {type(e).__name__}: {str(e)[:1000]}") from None
+    manifest = read_manifest(run.out_dir)
+    if not is_successful(manifest):
+        raise StageFailed(f"stage {run.name}: data-parallel run ended without a complete manifest")
     return manifest
 
 
-def submit_data_parallel(resolved: ResolvedStage, ctx: StageContext, resources: Resources):
+def submit_data_parallel(run: StageRun, ctx: StageContext, resources: Resources):
     """Run the stage on ``num_workers`` Ray Train workers; returns an ObjectRef to the manifest."""
     return ray.remote(_fit).options(num_cpus=0, max_retries=0,
-                                    name=f"medalign:{resolved.name}:driver").remote(resolved, ctx, resources)
+                                    name=f"medalign:{run.name}:driver").remote(run, ctx, resources)

@@ -19,10 +19,10 @@ from judges.config import JudgeConfig
 from judges.pipeline import RankingConfig, judge_and_rank, stage_metrics
 from judges.tuples import load_tuples
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "judge"
-INPUTS = {"samples": ("sample",)}     # input name -> upstream stage kinds
+INPUTS = {"samples": Input(("sample",), "sample stage directory (samples.parquet)")}
 
 
 class JudgeStageConfig(StrictModel):
@@ -31,9 +31,21 @@ class JudgeStageConfig(StrictModel):
     judges: list[JudgeConfig] = Field(default_factory=lambda: [JudgeConfig()],
                                       min_length=1)   # one or more (an ensemble)
     ranking: RankingConfig = Field(default_factory=RankingConfig)
+    min_ok_fraction: float = Field(0.9, ge=0, le=1)   # fewer ok judge calls than this share: the stage failed
 
 
 Config = JudgeStageConfig
+
+
+def accept(cfg: JudgeStageConfig, metrics: dict) -> list[str]:
+    """A judge stage whose calls mostly failed is a failure, not a result with few pairs."""
+    ok = metrics.get("ok_fraction")
+    if ok is not None and ok >= cfg.min_ok_fraction:
+        return []
+    counts = ", ".join(f"{k.removeprefix('status_')} {v}" for k, v in metrics.items()
+                       if k.startswith("status_") and v)
+    return [f"only {ok or 0:.1%} of {metrics.get('calls') or 0} judge calls were ok ({counts or 'no calls'}), "
+            f"below min_ok_fraction {cfg.min_ok_fraction:g}; see transcripts.jsonl"]
 
 
 def run(cfg: JudgeStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:

@@ -2,8 +2,10 @@
 
 A stage writes one directory ``runs/<job>/<stage>-<key>/`` where ``key`` hashes the stage name,
 its resolved config and the digests of its inputs (see :func:`stage_key`). The directory is
-complete when ``manifest.json`` exists in it; the manifest is written last, atomically, so a stage
-killed midway leaves a directory without one and the next run redoes (or resumes) it.
+complete when its ``manifest.json`` says ``status: ok``; the manifest is written last, atomically,
+so a stage killed midway leaves a directory without one and the next run resumes it. A stage that
+raised or failed its acceptance rule gets a manifest with ``status: failed`` and the reasons, and
+the next run redoes it.
 
 Nothing here resolves "latest": a directory is found only by recomputing its key.
 """
@@ -115,11 +117,14 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
 
 def write_manifest(out_dir: str | Path, *, stage: str, key: str, config: Any,
                    inputs: dict[str, dict], metrics: dict, timings: dict,
-                   extra: dict | None = None, exclude: frozenset[str] = frozenset()) -> dict:
+                   extra: dict | None = None, exclude: frozenset[str] = frozenset(),
+                   status: str = "ok", problems: list[str] | None = None) -> dict:
     """Digest the outputs of ``out_dir`` and write its manifest last. Returns the manifest.
 
     ``inputs`` maps an input name to ``{"path": ..., "digest": ...}``; top-level names in
     ``exclude`` (logs, checkpoints) are bookkeeping and stay out of the output digest and list.
+    ``status`` is ``ok`` or ``failed`` (with ``problems`` saying why): only an ``ok`` manifest
+    makes a stage complete (:func:`is_successful`).
     """
     out_dir = Path(out_dir)
     outputs = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*")
@@ -128,6 +133,8 @@ def write_manifest(out_dir: str | Path, *, stage: str, key: str, config: Any,
     manifest = {
         "stage": stage,
         "key": key,
+        "status": status,
+        "problems": list(problems or []),
         "config": config,
         "inputs": inputs,
         "outputs": {"digest": digest_path(out_dir, exclude=exclude), "files": outputs},
@@ -142,6 +149,11 @@ def write_manifest(out_dir: str | Path, *, stage: str, key: str, config: Any,
     }
     write_json_atomic(out_dir / MANIFEST, manifest)
     return manifest
+
+
+def is_successful(manifest: dict | None) -> bool:
+    """True for the manifest of a stage that finished and passed its acceptance rule."""
+    return bool(manifest) and manifest.get("status") == "ok"
 
 
 def read_manifest(out_dir: str | Path) -> dict | None:

@@ -21,6 +21,7 @@ import logging
 import sys
 
 from medalign.config import ConfigError
+from medalign.errors import StageFailed, UserError
 
 _PACKAGES = ("jobs.cli", "alignment.cli", "data_recipes.cli", "judges.cli")
 
@@ -61,12 +62,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (ConfigError, UserError, StageFailed, OSError) as e:
+        print(user_error_text(e), file=sys.stderr)
+        return 1 if isinstance(e, StageFailed) else 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def user_error_text(error: Exception) -> str:
+    """What to print, without a traceback, for an error the user can fix: one line per problem,
+    naming the file (and line and field where there is one)."""
+    if isinstance(error, ConfigError):
+        if len(error.problems) == 1:
+            return f"error: {error.problems[0]}"
+        return f"error: {len(error.problems)} problems in the config:\n  " + "\n  ".join(error.problems)
+    if isinstance(error, OSError) and error.filename is not None:
+        reason = error.strerror or str(error)
+        return f"error: {error.filename}: {reason[:1].lower() + reason[1:]}"
+    return f"error: {error}"
 
 
 if __name__ == "__main__":

@@ -285,7 +285,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
-        raise ConfigError([f"override {text!r}: value is not valid YAML ({e})"]) from None
+        raise ConfigError([f"override {text!r}: value is not valid YAML ({getattr(e, 'problem', None) or e}); "
+                           f"quote it or fix the brackets"]) from None
     return parts, value
 
 

@@ -141,6 +141,9 @@ def train_ppo(models: PPOModels, prompts: list[list[dict]], cfg: PPOConfig, *, o
                                    "time/update_s": t2 - t1, "time/step_s": t2 - t0})
             history.append(row)
             metrics_log.write(row)
+            if hasattr(steps, "set_postfix"):        # shown by `medalign run`'s view of the job
+                steps.set_postfix({k: f"{row[m]:.3f}" for k, m in (("score", "reward/score_raw"), ("kl", "kl/mean"))
+                                   if row.get(m) is not None}, refresh=False)
             if dist.is_main and (step + 1) % cfg.log_every == 0:
                 log.info("ppo step %d/%d: score %.3f, kl %.3f, entropy %.3f, length %.1f, %.2fs",
                          step + 1, cfg.steps, row["reward/score_raw"], row["kl/mean"],

@@ -16,9 +16,11 @@ from pydantic import Field
 from alignment.bootstrap import ModelSpec, TokenizerSpec, bootstrap
 from alignment.stages.inputs import Quarantine, read_conversations, read_texts, split_file
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "bootstrap"
+INPUTS = {"data": Input(("data",), "data stage directory: its sft/ (and pretrain/) text trains the tokenizer",
+                    reads=("sft",))}
 
 
 class BootstrapStageConfig(StrictModel):

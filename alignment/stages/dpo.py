@@ -23,9 +23,12 @@ from alignment.stages.reward_model import load_preference_data
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses
 from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "dpo"
+INPUTS = {"pairs": Input(("judge", "data"), "judge stage directory (pairs.parquet) or data stage directory "
+                                              "(preferences/, ranked/)", reads=("preferences", "ranked")),
+          "policy": Input(("sft",), "checkpoint to optimise (also the frozen reference)", model=True)}
 
 
 class DPOStageConfig(StrictModel):

@@ -28,9 +28,16 @@ from alignment.specs import RewardScoringSpec
 from alignment.stages.inputs import Quarantine, load_prompt_split
 from judges.config import JudgeConfig
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "eval"
+INPUTS = {"data": Input(("data",), "data stage directory (prompts/)", reads=("prompts",)),
+          "policy": Input(("ppo", "rsft", "dpo", "online_rl", "sft"), "checkpoint under evaluation", model=True),
+          "baseline": Input(("sft",), "checkpoint it is compared with", model=True),
+          "reward_model": Input(("reward_model",), "reward model checkpoint (RM scores and held-out accuracy)",
+                                model=True, optional=True),
+          "pairs": Input(("judge", "data"), "the pairs the reward model held out (judge or data stage directory)",
+                         optional=True)}
 
 
 class EvalStageConfig(StrictModel):

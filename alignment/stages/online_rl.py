@@ -48,9 +48,13 @@ from alignment.stages.inputs import Quarantine, load_prompt_split
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs
 from alignment.tracking import TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "online_rl"
+INPUTS = {"data": Input(("data",), "data stage directory (prompts/)", reads=("prompts",)),
+          "policy": Input(("sft",), "checkpoint to optimise (also the frozen reference)", model=True),
+          "reward_model": Input(("reward_model",), "reward model checkpoint (reward.functions with reward_model only)",
+                                model=True, optional=True)}
 
 
 class GRPOOptions(StrictModel):

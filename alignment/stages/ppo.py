@@ -22,9 +22,12 @@ import time
 from pathlib import Path
 
 from alignment.rl.ppo_config import PPOConfig
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "ppo"
+INPUTS = {"data": Input(("data",), "data stage directory (prompts/)", reads=("prompts",)),
+          "policy": Input(("sft",), "checkpoint to optimise (also the frozen reference)", model=True),
+          "reward_model": Input(("reward_model",), "reward model checkpoint (reward_stats.json beside it)", model=True)}
 Config = PPOConfig
 
 __all__ = ["NAME", "Config", "run", "load_prompts", "load_reward_stats", "summarise"]

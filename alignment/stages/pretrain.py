@@ -20,9 +20,11 @@ from alignment.stages.sft import train_sft
 from alignment.stages.training_args import OptimSpec
 from alignment.tracking import TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "pretrain"
+INPUTS = {"data": Input(("data",), "data stage directory (pretrain/ text)", reads=("pretrain",)),
+          "model": Input(("bootstrap",), "checkpoint to continue pretraining", model=True)}
 
 
 class PretrainStageConfig(StrictModel):

@@ -33,9 +33,12 @@ from alignment.stages.inputs import Quarantine, read_pairs, read_ranked
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses
 from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "reward_model"
+INPUTS = {"pairs": Input(("judge", "data"), "judge stage directory (pairs.parquet, ranked.parquet) or data "
+                                              "stage directory (preferences/, ranked/)", reads=("preferences", "ranked")),
+          "backbone": Input(("sft",), "checkpoint whose LM head becomes the score head", model=True)}
 
 
 class RewardModelStageConfig(StrictModel):
@@ -55,10 +58,21 @@ class RewardModelStageConfig(StrictModel):
     score_batch_size: int = Field(32, ge=1)              # responses per forward when scoring held-out pairs and stats
     seed: int | None = None                              # None: the job seed
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed (pairwise)
+    min_train_pairs: int = Field(16, ge=1)               # fewer training pairs (listwise: tuples) used: the stage failed
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # TensorBoard (out/tensorboard) / W&B
 
 
 Config = RewardModelStageConfig
+
+
+def accept(cfg: RewardModelStageConfig, metrics: dict) -> list[str]:
+    """A reward model trained on a handful of pairs is a failure, however good its loss looks."""
+    name = "train_tuples" if cfg.loss == "listwise" else "train_pairs_used"
+    used = metrics.get(name, metrics.get("train_pairs"))
+    if used is None or used >= cfg.min_train_pairs:
+        return []
+    return [f"trained on {used} {'ranked tuples' if cfg.loss == 'listwise' else 'pairs'}, fewer than "
+            f"min_train_pairs {cfg.min_train_pairs}: too few judged or preference pairs reached it"]
 
 
 def is_heldout(prompt_id: str, fraction: float) -> bool:

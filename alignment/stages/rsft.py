@@ -36,9 +36,13 @@ from alignment.stages.rsft_scoring import RSFTJudgeSpec, score_with_judge, score
 from alignment.stages.training_args import OptimSpec
 from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "rsft"
+INPUTS = {"data": Input(("data",), "data stage directory (prompts/)", reads=("prompts",)),
+          "policy": Input(("sft",), "checkpoint to sample from and fine-tune", model=True),
+          "reward_model": Input(("reward_model",), "reward model checkpoint (scorer: reward_model only)",
+                                model=True, optional=True)}
 
 
 class RSFTTrainSpec(StrictModel):

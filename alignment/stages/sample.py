@@ -19,9 +19,11 @@ from alignment.generation import SamplingSpec, generate_responses
 from alignment.models import DType
 from alignment.stages.inputs import Quarantine, load_prompt_split
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 NAME = "sample"
+INPUTS = {"data": Input(("data",), "data stage directory (prompts/)", reads=("prompts",)),
+          "policy": Input(("sft",), "checkpoint to sample from", model=True)}
 
 
 class SampleStageConfig(StrictModel):
@@ -34,9 +36,21 @@ class SampleStageConfig(StrictModel):
     policy_label: str | None = None                       # value of the `policy` column (None: input path)
     dtype: DType = "auto"                                 # model dtype (auto: bf16 on GPU, fp32 on CPU)
     seed: int | None = None                               # None: the job seed
+    max_empty_fraction: float = Field(0.0, ge=0, le=1)    # more empty responses than this share: the stage failed
 
 
 Config = SampleStageConfig
+
+
+def accept(cfg: SampleStageConfig, metrics: dict) -> list[str]:
+    """Empty responses would reach the judge as answers: the stage fails instead."""
+    samples, empty = metrics.get("samples") or 0, metrics.get("empty_responses") or 0
+    if samples == 0:
+        return ["no responses were sampled"]
+    if empty / samples > cfg.max_empty_fraction:
+        return [f"{empty} of {samples} sampled responses are empty, more than max_empty_fraction "
+                f"{cfg.max_empty_fraction:g}"]
+    return []
 
 
 def generate_from_checkpoint(ref: str, role: str, prompts: list[dict], spec: SamplingSpec, k: int, seed: int,
@@ -48,6 +62,13 @@ def generate_from_checkpoint(ref: str, role: str, prompts: list[dict], spec: Sam
     model = load_causal_lm(ref, role, device=ctx.device, dtype=dtype)
     return generate_responses(model, tokenizer, [p["messages"] for p in prompts], spec, k=k, seed=seed,
                               progress=ctx.progress, desc=f"sampling ({role})")
+
+
+def policy_label(ref: str) -> str:
+    """The default ``policy`` column: a hub id as given, a checkpoint path by its last two parts
+    (``sft-1a2b3c/model``), so the output holds no absolute path and keeps its digest anywhere."""
+    path = Path(ref)
+    return "/".join(path.parts[-2:]) if path.exists() else ref
 
 
 def sample_rows(prompts: list[dict], outs: list[list], label: str) -> list[dict]:
@@ -73,7 +94,7 @@ def run(cfg: SampleStageConfig, inputs: dict[str, str], out: Path, ctx: StageCon
     prompts = load_prompt_split(inputs["data"], cfg.split, quarantine, cfg.max_prompts, NAME)
     seed = ctx.seed if cfg.seed is None else cfg.seed
     outs = generate_from_checkpoint(inputs["policy"], "policy", prompts, cfg.sampling, cfg.k, seed, cfg.dtype, ctx)
-    rows = sample_rows(prompts, outs, cfg.policy_label or str(inputs["policy"]))
+    rows = sample_rows(prompts, outs, cfg.policy_label or policy_label(inputs["policy"]))
     pd.DataFrame(rows).to_parquet(out / "samples.parquet", index=False)
     quarantine.write(out)
     lengths = [n for r in rows for n in r["response_tokens"]]

@@ -25,13 +25,15 @@ from alignment.stages.inputs import Quarantine, read_conversations, split_file
 from alignment.stages.training_args import OptimSpec, common_trainer_kwargs, logged_losses, perplexity
 from alignment.tracking import Tracker, TrackingSpec, check_tracking, start_tracking
 from medalign.config import StrictModel
-from medalign.stage import StageContext
+from medalign.stage import Input, StageContext
 
 if TYPE_CHECKING:   # the other configs train_sft takes (their modules import this one)
     from alignment.stages.pretrain import PretrainStageConfig
     from alignment.stages.rsft import RSFTTrainSpec
 
 NAME = "sft"
+INPUTS = {"data": Input(("data",), "data stage directory (sft/ conversations)", reads=("sft",)),
+          "model": Input(("pretrain", "bootstrap"), "checkpoint to fine-tune", model=True)}
 
 
 class SFTStageConfig(StrictModel):
@@ -176,6 +178,7 @@ def save_trained_model(trainer, tokenizer, model_dir: Path) -> None:
     trainer.save_model(str(model_dir))
     if is_main_process():
         tokenizer.save_pretrained(model_dir)
+        _move_training_args_to_logs(model_dir)
     if is_zero3(trainer):
         # training is over; left set, transformers' global ZeRO-3 flag would make every later
         # from_pretrained in this process (a reward model for statistics, the next stage) partition
@@ -183,6 +186,17 @@ def save_trained_model(trainer, tokenizer, model_dir: Path) -> None:
         from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
         unset_hf_deepspeed_config()
+
+
+def _move_training_args_to_logs(model_dir: Path) -> None:
+    """``save_model`` writes ``training_args.bin``, a pickle of the trainer's arguments holding
+    this run's absolute paths. It is bookkeeping: kept in the stage's ``logs/``, out of the
+    checkpoint, so the checkpoint's digest does not depend on where the run directory is."""
+    args = Path(model_dir) / "training_args.bin"
+    if args.is_file():
+        logs = Path(model_dir).parent / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        args.replace(logs / "training_args.bin")
 
 
 def is_zero3(trainer) -> bool:

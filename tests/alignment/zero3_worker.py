@@ -20,13 +20,13 @@ def main() -> None:
     import torch
 
     from alignment.distributed import is_main_process, world_size
-    from alignment.stages import STAGES
+    from medalign.registry import stage_module
     from medalign.stage import StageContext
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
     for run in json.loads(sys.argv[1]):
-        module = STAGES[run["stage"]]()
+        module = stage_module(run["stage"])
         cfg = module.Config.model_validate(run["config"])
         ctx = StageContext(stage=run["stage"], seed=0, progress=False)
         metrics = module.run(cfg, run["inputs"], Path(run["out"]), ctx)

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from jobs.plan import load_plan
-from jobs.registry import STAGE_MODULES, stage_module
+from medalign.registry import BUILTIN_STAGES, stage_module
 from medalign.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def _resolves(model: type[BaseModel], path: str) -> bool:
     return any(_resolves(t, rest) for t in nested)
 
 
-@pytest.mark.parametrize("kind", sorted(STAGE_MODULES))
+@pytest.mark.parametrize("kind", sorted(BUILTIN_STAGES))
 def test_every_renamed_table_points_at_real_fields(kind):
     for model in _models(stage_module(kind).Config, set()):
         for old, new in model.renamed.items():

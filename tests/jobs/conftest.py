@@ -2,7 +2,8 @@
 
 ``toy_stages.source`` writes ``value.txt``; ``toy_stages.double`` doubles its input's value and
 keeps a checkpoint file so a killed attempt can be seen resuming. Both can be told to fail or to
-sleep. The package lives in a temp dir put on sys.path and PYTHONPATH (for subprocesses and
+sleep; the source's acceptance rule rejects it while ``TOY_REJECT`` is set (the environment is
+not part of the stage key, so a rerun has the same key). The package lives in a temp dir put on sys.path and PYTHONPATH (for subprocesses and
 Ray workers).
 """
 
@@ -37,6 +38,9 @@ def run(cfg, inputs, out, ctx):
         raise RuntimeError("toy source was told to fail")
     (out / "value.txt").write_text(str(cfg.value))
     return {"value": cfg.value}
+
+def accept(cfg, metrics):
+    return ["toy source was told to reject its result"] if os.environ.get("TOY_REJECT") else []
 '''
 
 DOUBLE = '''
@@ -111,6 +115,22 @@ def toy_job(tmp_path, toy_stages) -> Path:
             config: {{factor: 2}}
         """))
     return job
+
+
+@pytest.fixture
+def run_lines():
+    """``run_lines(job, *overrides, **kw)``: run a job in-process; the report gets ``_lines``,
+    the lines the runner printed."""
+    from jobs.plan import load_plan
+    from jobs.runner import run_job
+
+    def run(job: Path, *overrides: str, **kw) -> dict:
+        lines: list[str] = []
+        report = run_job(load_plan(job, list(overrides)), use_ray=False, progress=False,
+                         echo=lines.append, **kw)
+        report["_lines"] = lines
+        return report
+    return run
 
 
 @pytest.fixture(scope="session")

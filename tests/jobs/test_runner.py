@@ -14,32 +14,25 @@ from pathlib import Path
 import pytest
 
 from medalign.config import ConfigError
+from medalign.errors import UserError
 from jobs.plan import load_plan
 from jobs.runner import run_job
 
 
-def _run(job: Path, *overrides: str, **kw) -> dict:
-    lines: list[str] = []
-    report = run_job(load_plan(job, list(overrides)), use_ray=False, progress=False,
-                     echo=lines.append, **kw)
-    report["_lines"] = lines
-    return report
-
-
-def test_runs_then_reuses_every_stage(toy_job):
-    first = _run(toy_job)
+def test_runs_then_reuses_every_stage(toy_job, run_lines):
+    first = run_lines(toy_job)
     assert first["status"] == "ok"
     assert [s["status"] for s in first["stages"].values()] == ["ran", "ran"]
     assert first["stages"]["dbl"]["metrics"]["value"] == 6
-    second = _run(toy_job)
+    second = run_lines(toy_job)
     assert [s["status"] for s in second["stages"].values()] == ["reused", "reused"]
     assert second["stages"]["dbl"]["key"] == first["stages"]["dbl"]["key"]
     report = json.loads((Path(first["stages"]["dbl"]["dir"]).parent / "report.json").read_text())
     assert report["stages"]["src"]["status"] == "reused"
 
 
-def test_manifest_records_config_inputs_and_digests(toy_job):
-    report = _run(toy_job)
+def test_manifest_records_config_inputs_and_digests(toy_job, run_lines):
+    report = run_lines(toy_job)
     manifest = json.loads((Path(report["stages"]["dbl"]["dir"]) / "manifest.json").read_text())
     assert manifest["config"] == {"factor": 2}
     src_manifest = json.loads((Path(report["stages"]["src"]["dir"]) / "manifest.json").read_text())
@@ -50,42 +43,45 @@ def test_manifest_records_config_inputs_and_digests(toy_job):
     assert manifest["timings"]["wall_s"] >= 0
 
 
-def test_changed_config_reruns_only_downstream(toy_job):
-    first = _run(toy_job)
-    changed = _run(toy_job, "stages.dbl.config.factor=5")
+def test_changed_config_reruns_only_downstream(toy_job, run_lines):
+    first = run_lines(toy_job)
+    changed = run_lines(toy_job, "stages.dbl.config.factor=5")
     assert changed["stages"]["src"]["status"] == "reused"
     assert changed["stages"]["dbl"]["status"] == "ran"
     assert changed["stages"]["dbl"]["metrics"]["value"] == 15
     assert changed["stages"]["dbl"]["dir"] != first["stages"]["dbl"]["dir"]
-    upstream = _run(toy_job, "stages.src.config.value=4")
+    upstream = run_lines(toy_job, "stages.src.config.value=4")
     assert [s["status"] for s in upstream["stages"].values()] == ["ran", "ran"]
 
 
-def test_failed_stage_skips_descendants_and_fails_the_job(toy_job):
-    report = _run(toy_job, "stages.src.config.fail=true")
+def test_failed_stage_skips_descendants_and_fails_the_job(toy_job, run_lines):
+    report = run_lines(toy_job, "stages.src.config.fail=true")
     assert report["status"] == "failed"
     assert report["stages"]["src"]["status"] == "failed"
     assert "told to fail" in report["stages"]["src"]["error"]
     assert report["stages"]["dbl"]["status"] == "skipped"
-    assert not (Path(report["stages"]["src"]["dir"]) / "manifest.json").exists()
+    manifest = json.loads((Path(report["stages"]["src"]["dir"]) / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "told to fail" in manifest["problems"][0]
     log = Path(report["stages"]["src"]["dir"]) / "logs" / "stage.log"
     assert "told to fail" in log.read_text()
+    assert any("told to fail" in line and "| " in line for line in report["_lines"])   # the log's tail
+    assert any(f"log: {log}" in line for line in report["_lines"])
 
 
-def test_force_and_until(toy_job):
-    _run(toy_job)
-    until = _run(toy_job, until="src")
+def test_force_and_until(toy_job, run_lines):
+    run_lines(toy_job)
+    until = run_lines(toy_job, until="src")
     assert list(until["stages"]) == ["src"]
-    forced = _run(toy_job, force=["dbl"])
+    forced = run_lines(toy_job, force=["dbl"])
     assert forced["stages"]["dbl"]["status"] == "ran"
     assert forced["stages"]["dbl"]["metrics"]["resumed"] is False  # forced: fresh directory
 
 
-def test_incomplete_directory_is_resumed(toy_job):
-    first = _run(toy_job)
+def test_incomplete_directory_is_resumed(toy_job, run_lines):
+    first = run_lines(toy_job)
     dbl = Path(first["stages"]["dbl"]["dir"])
     (dbl / "manifest.json").unlink()              # as if killed before the manifest was written
-    again = _run(toy_job)
+    again = run_lines(toy_job)
     assert again["stages"]["dbl"]["status"] == "ran"
     assert again["stages"]["dbl"]["metrics"]["resumed"] is True
     assert any("resuming" in line for line in again["_lines"])
@@ -93,7 +89,7 @@ def test_incomplete_directory_is_resumed(toy_job):
     assert manifest["timings"]["attempt"] == 2
 
 
-def test_kill_minus_nine_midway_then_rerun(toy_job, tmp_path):
+def test_kill_minus_nine_midway_then_rerun(toy_job, tmp_path, run_lines):
     cmd = [sys.executable, "-m", "medalign.cli", "run", str(toy_job), "--no-ray"]
     env = dict(os.environ, TOY_SLEEP_S="60")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
@@ -108,7 +104,7 @@ def test_kill_minus_nine_midway_then_rerun(toy_job, tmp_path):
     proc.wait(timeout=30)
     src_dir = next(runs.glob("src-*"))
     assert not (src_dir / "manifest.json").exists()          # killed: incomplete
-    report = _run(toy_job)
+    report = run_lines(toy_job)
     assert report["status"] == "ok"
     assert report["stages"]["src"]["dir"] == str(src_dir.resolve())   # same key, same directory
     assert any("resuming" in line for line in report["_lines"])
@@ -122,7 +118,7 @@ def test_lock_refuses_a_second_concurrent_run(toy_job):
     plan.job_dir.mkdir(parents=True, exist_ok=True)
     with open(plan.job_dir / ".lock", "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with pytest.raises(RuntimeError, match="another run"):
+        with pytest.raises(UserError, match="another run"):
             run_job(plan, use_ray=False, echo=lambda s: None)
 
 
