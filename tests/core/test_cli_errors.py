@@ -57,7 +57,7 @@ CASES = {
     "submit: missing job file": (["submit", f"{MISSING}/job.yaml", "--address", "http://127.0.0.1:9"],
                                  r"job\.yaml: file not found"),
     "submit: bad job field": (["submit", JOB, "stages.sft.config.bogus=1", "--address", "http://127.0.0.1:9"],
-                              r"quickstart\.yaml:\d+: stages\.sft\.config\.bogus"),
+                              r"quickstart\.yaml \(override 'stages\.sft\.config\.bogus=1'\): stages\.sft\.config\.bogus"),
 }
 
 

@@ -17,7 +17,10 @@ def test_a_stage_writes_its_output_to_its_log_and_its_bars_to_progress_json(tmp_
     stage_dir = tmp_path / "sft-abc"
     with capture_output(stage_dir / "logs" / "stage.log"), report_progress(stage_dir / "logs" / "progress.json"):
         print("a print")
-        logging.getLogger("transformers.trainer").warning("a library warning")
+        # a library logger that propagates to the root (transformers' own handler, once imported by
+        # another test, writes to the stream pytest captured at that time; in a stage process it is
+        # the process's fd 2, which capture_output redirects)
+        logging.getLogger("a_library.module").warning("a library warning")
         bar = tqdm(total=10, desc="train", unit="step")
         bar.update(4)
         bar.set_postfix(loss=1.25)
