@@ -11,7 +11,7 @@ def load_reference_ranks(path: str | Path) -> dict[str, int]:
     """Response id -> reference rank from a file with ``prompt_id``, ``ranks`` and optional
     ``response_ids`` (default ``<prompt_id>#<i>``), e.g. the data stage's ranked/ split."""
     out: dict[str, int] = {}
-    for n, row in enumerate(read_rows(path), start=1):
+    for n, row in read_rows(path):
         ranks = row.get("ranks")
         if not isinstance(row.get("prompt_id"), str) or not isinstance(ranks, list):
             raise ValueError(f"{path}:{n}: fields 'prompt_id' and 'ranks' are required")

@@ -85,7 +85,8 @@ def test_judge_run_pairs_input_and_bad_config(tmp_path, cases, capsys):
     src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
     cfg = _config(tmp_path, src, kind="pairs")
     assert main(["judge", "run", str(cfg), "--no-progress"]) == 0
-    assert "1 rows quarantined" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 quarantined" in out and "prefs.jsonl:3: field 'messages'" in out
     report = json.loads((tmp_path / "out" / "judge_report.json").read_text())
     assert report["judgments"] == 4 and report["reference_agreement"] == 1.0
     assert main(["judge", "run", str(cfg), "judges.0.concurency=3"]) == 2

@@ -10,7 +10,9 @@ import pytest
 
 from judges.api import judge_pairs, judge_pairs_multi
 from judges.config import JudgeConfig, LocalServerOptions, RetryConfig
-from judges.transcripts import read_rows, verify_transcript
+from judges.errors import JudgeSetupError
+from judges.transcript_verify import verify_transcript
+from judges.transcripts import read_rows
 
 
 def _cfg(faults=(), rate=1.0, **kw) -> JudgeConfig:
@@ -97,7 +99,7 @@ def test_api_key_comes_from_env_and_is_never_written(tmp_path, pair_items, monke
             assert secret not in path.read_text(encoding="utf-8"), path
     assert secret not in caplog.text
     monkeypatch.delenv("MEDALIGN_TEST_JUDGE_KEY")
-    with pytest.raises(RuntimeError, match="MEDALIGN_TEST_JUDGE_KEY"):
+    with pytest.raises(JudgeSetupError, match="MEDALIGN_TEST_JUDGE_KEY"):
         judge_pairs(pair_items(1), cfg, tmp_path / "other")
 
 

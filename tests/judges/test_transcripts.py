@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from judges.transcripts import TranscriptError, TranscriptStore, verify_transcript
+from judges.transcript_verify import verify_transcript
+from judges.transcripts import TranscriptError, TranscriptStore
 
 
 def _store(tmp_path, n=5):
