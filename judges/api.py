@@ -47,7 +47,7 @@ from judges.flags import candidate_flags, flag_names
 from judges.parsers import PARSER_VERSION
 from judges.templates import TemplateSpec, load_template, render
 from judges.transcripts import TranscriptStore, pair_id
-from medalign.config import canonical_json
+from medalign.config import ConfigError, canonical_json
 
 TRANSCRIPTS = "transcripts.jsonl"
 RUN_LOG = "judge_runs.jsonl"
@@ -251,7 +251,8 @@ def load_templates(cfgs: list[JudgeConfig]) -> list[TemplateSpec]:
         try:
             specs.append(load_template(cfg.template))
         except (ValueError, OSError) as e:
-            raise JudgeSetupError(f"judges.{i}.template ({cfg.name}): {e}") from None
+            why = "; ".join(e.problems) if isinstance(e, ConfigError) else str(e)
+            raise JudgeSetupError(f"judges.{i}.template ({cfg.name}): {why}") from None
     return specs
 
 

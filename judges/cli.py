@@ -43,6 +43,8 @@ def user_errors(handler):
             return handler(args)
         except (JudgeSetupError, TranscriptError) as e:
             print(f"error: {e}", file=sys.stderr)
+        except BrokenPipeError:                 # output piped into `head`
+            return 0
         except OSError as e:                    # a missing or unreadable file
             print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 2

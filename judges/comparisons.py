@@ -62,14 +62,19 @@ class PairView:
         return sum(d.values()) / len(d) if d else None
 
 
-def load_rows(paths: list[str | Path]) -> list[dict]:
-    """The latest rows of every transcript, each with ``_file`` (its index in ``paths``)."""
+def latest_by_file(rows_by_file: list[list[dict]]) -> list[dict]:
+    """The latest rows of each file's rows, each with ``_file`` (the file's index)."""
     out = []
-    for i, path in enumerate(paths):
-        for row in latest_rows(read_rows(path)):
+    for i, rows in enumerate(rows_by_file):
+        for row in latest_rows(rows):
             row["_file"] = i
             out.append(row)
     return out
+
+
+def load_rows(paths: list[str | Path]) -> list[dict]:
+    """The latest rows of every transcript, each with ``_file`` (its index in ``paths``)."""
+    return latest_by_file([read_rows(p) for p in paths])
 
 
 def group(rows: list[dict]) -> list[PairView]:

@@ -81,7 +81,7 @@ def build_items(tuples: list[ResponseTuple], cfg: RankingConfig) -> list[PairIte
         for i, j in pairs_to_judge(len(t.responses), cfg):
             items.append(PairItem(t.prompt_id, history, question, t.reference,
                                   t.response_ids[i], t.responses[i], t.response_ids[j],
-                                  t.responses[j], t.language))
+                                  t.responses[j], t.language, t.tags))
     return items
 
 

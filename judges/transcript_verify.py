@@ -12,8 +12,9 @@ Problems (the transcript was changed, or damaged):
   last hash, or (keyed chain) a tag that does not verify.
 
 Not checkable, said as such (``unchecked``): a missing head file (then lines deleted at the end
-cannot be detected), keyed rows verified without the key, lines written after the head by a run
-that did not finish.
+cannot be detected), keyed rows verified without the key, plain rows verified with a key (a keyed
+transcript rewritten as a plain one shows up so), lines written after the head by a run that did
+not finish.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ def _check_hashes(path: Path, rows: list[tuple[int, dict | None]], key: bytes | 
         unchecked.append(f"{no_key} rows are keyed ({KEYED}, key id "
                          f"{sorted({r.get('key_id') for _, r in rows if r and r.get('chain') == KEYED})}"
                          "): their content cannot be checked without the key (give --key-env VAR)")
+    if key is not None and chains.get(PLAIN):
+        unchecked.append(f"{chains[PLAIN]} rows use the plain {PLAIN} chain although a key was "
+                         "given: no key protects them, anyone could have rewritten them")
     if wrong_key:
         problems.append(f"{path}: rows are keyed with key id(s) {sorted(wrong_key)}, but the key "
                         f"given has id {mine}: wrong key, or rows forged with another key")
@@ -174,12 +178,15 @@ def _check_head(path: Path, head: Path, lines: list[_Line], chains: dict[str, in
 
 
 def verify_transcript(path: str | Path, head: str | Path | None = None,
-                      key: bytes | None = None) -> VerifyResult:
-    """Check every line, the chain and the head (default ``<path>.head.json``)."""
+                      key: bytes | None = None, keep_rows: list | None = None) -> VerifyResult:
+    """Check every line, the chain and the head (default ``<path>.head.json``). When
+    ``keep_rows`` is a list, the readable rows are appended to it (one read serves both)."""
     path = Path(path)
     problems: list[str] = []
     unchecked: list[str] = []
     rows = _read_lines(path, problems)
+    if keep_rows is not None:
+        keep_rows.extend(r for _, r in rows if r is not None)
     lines, chains = _check_hashes(path, rows, key, problems, unchecked)
     _check_structure(path, lines, problems)
     _check_head(path, Path(head) if head else head_path(path), lines, chains, key, problems,

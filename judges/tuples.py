@@ -93,7 +93,7 @@ def _json_line(raw: bytes) -> tuple[str | None, object]:
     try:
         return None, json.loads(text)
     except json.JSONDecodeError as e:
-        return f"not valid JSON ({e.msg} at column {e.colno}): a truncated or broken line", None
+        return f"not valid JSON ({e.msg}, column {e.colno}): a truncated or broken line", None
 
 
 def _check_messages(messages) -> str | None:

@@ -123,3 +123,34 @@ def test_judge_serve_command(tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
     assert main(["judge", "serve", "--faults", "rate_limit,oops"]) == 2
+
+
+@pytest.mark.slow
+def test_judge_serve_on_all_interfaces_requires_the_key(tmp_path):
+    import os
+
+    import openai
+
+    port = _free_port()
+    env = {**os.environ, "MEDALIGN_TEST_SERVE_KEY": "serve-key-0123456789abcdef"}
+    proc = subprocess.Popen([sys.executable, "-m", "medalign.cli", "judge", "serve", "--host",
+                             "0.0.0.0", "--port", str(port), "--api-key-env",
+                             "MEDALIGN_TEST_SERVE_KEY"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        good = openai.OpenAI(base_url=url, api_key=env["MEDALIGN_TEST_SERVE_KEY"], max_retries=0,
+                             timeout=2)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert [m.id for m in good.models.list()] == ["medalign-rubric-v2"]
+                break
+            except openai.APIConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.2)
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=url, api_key="EMPTY", max_retries=0, timeout=2).models.list()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
