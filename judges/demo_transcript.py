@@ -59,7 +59,8 @@ def _reply(rng: random.Random, a: int, b: int, texts: dict[str, str]) -> tuple[s
             f"Rating A: {sa}; Rating B: {sb}"), "stop"
 
 
-def _row(spec, case: dict, pid: str, a: int, b: int, texts: dict, rng: random.Random) -> dict:
+def _row(spec, template_hash: str, case: dict, pid: str, a: int, b: int, texts: dict,
+         rng: random.Random) -> dict:
     ids = {"A": f"{pid}#{a}", "B": f"{pid}#{b}"}
     lang, messages = render(spec, language=case["lang"], history=[], question=case["question"],
                             reference=case["reference"],
@@ -77,7 +78,7 @@ def _row(spec, case: dict, pid: str, a: int, b: int, texts: dict, rng: random.Ra
         "span": list(parsed.span) if parsed and parsed.span else None,
         "status": parsed.status if parsed else "api_error", "model": "demo-judge",
         "endpoint": "demo", "decoding": {"temperature": 0.0}, "seed": 0,
-        "template_id": spec.id, "template_hash": spec.hash, "latency_s": round(rng.uniform(0.2, 2.5), 3),
+        "template_id": spec.id, "template_hash": template_hash, "latency_s": round(rng.uniform(0.2, 2.5), 3),
         "tokens": {"prompt": 900, "completion": 40}, "cost": None, "cache_hit": False,
         "timestamp": "2026-12-06T00:00:00Z", "judgment_id": f"{pid}-{a}{b}".ljust(32, "0"),
         "judge": "demo", "run_id": "demo", "sample_index": 0, "language": lang,
@@ -103,7 +104,8 @@ def write_demo_transcript(path: str | Path, n_judgments: int, seed: int = 0,
             if p % inject_every == 1:
                 answers[3] = answers[3] + INJECTION
             for a, b in itertools.permutations(range(4), 2):
-                store.append(_row(spec, case, pid, a, b, {"A": answers[a], "B": answers[b]}, rng))
+                store.append(_row(spec, spec.hash, case, pid, a, b,
+                                  {"A": answers[a], "B": answers[b]}, rng))
                 written += 1
     finally:
         store.close()

@@ -69,11 +69,12 @@ def number(value: str) -> float:
     return float(value.replace("．", "."))
 
 
-def _clean(text: str) -> tuple[str, list[int]]:
-    """``text`` without emphasis marks, and for each kept character its offset in ``text``."""
+def _clean(text: str) -> tuple[str, list[int] | None]:
+    """``text`` without emphasis marks, and for each kept character its offset in ``text``
+    (None when nothing was removed: offsets are then the same)."""
+    if "*" not in text and "`" not in text:
+        return text, None
     keep = [i for i, ch in enumerate(text) if ch not in _STRIP]
-    if len(keep) == len(text):
-        return text, keep
     return "".join(text[i] for i in keep), keep
 
 
@@ -92,6 +93,8 @@ def find_statements(text: str, kind: str, criteria: tuple[str, ...] = (),
     found = []
     for m in _pattern(kind, criteria).finditer(clean):
         def orig(a: int, b: int) -> tuple[int, int]:
+            if keep is None:
+                return offset + a, offset + b
             return offset + keep[a], offset + keep[b - 1] + 1
         groups = range(1, (m.lastindex or 0) + 1)
         found.append(Statement(kind, orig(*m.span()), tuple(m.group(g) for g in groups),

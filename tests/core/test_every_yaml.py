@@ -48,8 +48,16 @@ def _validate_judge_run(path: Path) -> None:
     load_config(path, JudgeRunConfig)
 
 
+def _validate_injection_patterns(path: Path) -> None:
+    from judges.flags import InjectionPatterns
+    from medalign.config import load_config
+
+    load_config(path, InjectionPatterns)
+
+
 VALIDATORS = {
     "jobs": _validate_job,
+    "judges": _validate_injection_patterns,     # judges/injection_patterns.yaml
     "data_recipes/recipes": _validate_recipe,
     "judges/prompts": _validate_template,
     "judges/examples": _validate_judge_run,
