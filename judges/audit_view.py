@@ -24,6 +24,7 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import re
 import time
 from pathlib import Path
@@ -48,6 +49,11 @@ def embed_json(obj) -> str:
     """JSON safe inside a ``<script>`` element: ``<``, ``>``, ``&`` become ``\\u003c`` etc."""
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _finite(x):
+    """A number JSON can hold (NaN and infinities become None), or None."""
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
 class _Table:
@@ -96,8 +102,17 @@ def _stats(rows_by_file: list[list[dict]]) -> dict:
     for rows in rows_by_file:
         for r in rows:
             by_judge.setdefault(r["judge"], []).append(r)
-    return {j: {k: v for k, v in judge_summary(rs).items() if k in _STAT_KEYS}
+    return {j: {k: _finite_all(v) for k, v in judge_summary(rs).items() if k in _STAT_KEYS}
             for j, rs in sorted(by_judge.items())}
+
+
+def _finite_all(v):
+    """``v`` with every non-finite float inside it replaced by None."""
+    if isinstance(v, float):
+        return _finite(v)
+    if isinstance(v, dict):
+        return {k: _finite_all(x) for k, x in v.items()}
+    return v
 
 
 def _detail(row: dict, lines: _Table) -> dict:
@@ -107,7 +122,7 @@ def _detail(row: dict, lines: _Table) -> dict:
             "c": None if row.get("completion") is None else
             [lines(x) for x in row["completion"].split("\n")],
             "sp": row.get("span"), "e": row.get("error"), "fd": row.get("flag_details"),
-            "lat": row.get("latency_s"), "ch": row.get("cache_hit"), "ts": row.get("timestamp"),
+            "lat": _finite(row.get("latency_s")), "ch": row.get("cache_hit"), "ts": row.get("timestamp"),
             "fr": row.get("finish_reason"), "at": len(row.get("attempts") or []),
             "jid": row["judgment_id"], "pv": row.get("parser_version"),
             "pos": row.get("positions")}
@@ -124,7 +139,7 @@ def _columns(comps: list[PairView], tags: dict[str, dict]) -> tuple[dict, list[d
     for ci, c in enumerate(comps):
         cmp_cols["pair"].append(c.pair_id)
         cmp_cols["disagree"].append({True: 1, False: 0, None: -1}[c.disagree])
-        cmp_cols["gap"].append(None if c.gap is None else round(c.gap, 4))
+        cmp_cols["gap"].append(None if _finite(c.gap) is None else round(c.gap, 4))
         cmp_cols["flags"].append(sum(1 << FLAGS.index(f) for f in c.flags if f in FLAGS))
         cmp_cols["rows"].append([])
         for r in c.rows:
@@ -140,7 +155,7 @@ def _columns(comps: list[PairView], tags: dict[str, dict]) -> tuple[dict, list[d
                                ("order", ORDERS.index(r["order"]) if r.get("order") in ORDERS else -1),
                                ("prompt", t["prompt"](r["prompt_id"])), ("cmp", ci),
                                ("a", t["sample"](pos.get("A"))), ("b", t["sample"](pos.get("B"))),
-                               ("sA", sc.get("A")), ("sB", sc.get("B")),
+                               ("sA", _finite(sc.get("A"))), ("sB", _finite(sc.get("B"))),
                                ("flags", sum(1 << FLAGS.index(f) for f in r.get("flags") or []
                                              if f in FLAGS)),
                                ("dept", t["dept"](rtags.get("department"))),
@@ -161,7 +176,7 @@ def _produced(paths: list[str], comps: list[PairView], rows: list[dict]) -> dict
             k = len(out["chosen"])
             out["chosen"].append(p["chosen_id"])
             out["rejected"].append(p["rejected_id"])
-            out["margin"].append(p.get("margin"))
+            out["margin"].append(_finite(p.get("margin")))
             out["file"].append(f)
             for jid in p.get("judgment_ids") or []:
                 by_jid.setdefault((f, jid), []).append(k)

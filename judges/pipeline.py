@@ -55,11 +55,13 @@ class RankingConfig(StrictModel):
 
 
 def check_orders(judges: list[JudgeConfig], ranking: RankingConfig) -> None:
-    """A judge that sees one order cannot satisfy ``require_both_orders`` (a config error)."""
+    """A judge that sees one order and ``require_both_orders`` contradict each other: say so
+    (a config error) rather than pick one silently."""
     for i, j in enumerate(judges):
         if not j.both_orders and ranking.require_both_orders:
-            raise ValueError(f"judges.{i}.both_orders is false, so no pair would ever be reward "
-                             "data: set ranking.require_both_orders: false as well")
+            raise ValueError(f"judges.{i}.both_orders is false: its pairs are judged in one order "
+                             "only, which ranking.require_both_orders (true) does not take as "
+                             "reward data; set ranking.require_both_orders: false to accept them")
 
 
 def pairs_to_judge(k: int, cfg: RankingConfig) -> list[tuple[int, int]]:

@@ -79,6 +79,15 @@ def test_old_transcripts_verify_summarise_list_and_view(transcript, tmp_path, ca
     assert "4 of 4 comparisons match" in capsys.readouterr().out      # pair ids derived
     assert main(["audit", "view", str(old), str(transcript), "--out", str(tmp_path / "a.html")]) == 0
     assert (tmp_path / "a.html").stat().st_size > 10_000
+    # old rows carry no department: a prompts file supplies it
+    from judges.audit_view import build_data
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps({"prompt_id": f"p{i}", "department": "neurology",
+                                              "intent": "diagnosis"}) for i in range(4)))
+    index, chunks = build_data([str(old)], prompts=str(prompts))
+    assert index["tables"]["dept"] == ["neurology"] and index["tables"]["intent"] == ["diagnosis"]
+    assert set(index["cols"]["dept"]) == {0} and index["n"] == 8 and len(chunks) == 1
+    assert index["files"][0]["complete"] and index["stats"]["rubric"]["rows_without_flags"] == 8
 
 
 def test_summary_counts_flags_per_judge(transcript, capsys):

@@ -120,13 +120,17 @@ def test_filters_comparison_and_hostile_text_in_chromium(built, tmp_path):
 
 
 def test_a_comparison_shows_the_reward_pairs_it_produced(built):
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     transcript, html = built
     with chromium_session() as d:
         d.get(html.resolve().as_uri())
         WebDriverWait(d, 30).until(lambda d: d.execute_script("return document.body.dataset.ready"))
-        d.find_elements("css selector", "#rows tr")[0].click()   # p0: no fault, no injection
+        # the biased judge runs without faults: its p0 comparisons are reward data
+        Select(d.find_element("id", "f-judge")).select_by_visible_text("biased")
+        first = d.find_elements("css selector", "#rows tr")[0]
+        assert first.find_elements("css selector", "td")[3].text == "p0"
+        first.click()
         text = d.find_element("id", "cmp").text
         assert "reward pairs it produced" in text and "chosen p0#" in text
         assert _errors(d) == []

@@ -151,3 +151,20 @@ def test_a_key_echoed_inside_a_completion_is_masked_in_everything_written(tmp_pa
         assert row["status"] == "ok" and "*" * len(secret) in row["completion"]
         assert row["completion"][slice(*row["span"])] == "Rating A: 8; Rating B: 3"
     assert verify_transcript(tmp_path / "transcripts.jsonl").complete
+
+
+def test_a_keyed_transcript_from_a_judge_run(tmp_path, pair_items, monkeypatch):
+    key = "transcript-key-0123456789abcdef0123"
+    monkeypatch.setenv("MEDALIGN_TEST_CHAIN_KEY", key)
+    cfg = _cfg(transcript_key_env="MEDALIGN_TEST_CHAIN_KEY")
+    judge_pairs(pair_items(2), cfg, tmp_path)
+    rows = _rows(tmp_path)
+    assert {r["chain"] for r in rows} == {"hmac-sha256"}
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert key not in path.read_text(encoding="utf-8"), path
+    assert verify_transcript(tmp_path / "transcripts.jsonl", key=key.encode()).complete
+    assert not verify_transcript(tmp_path / "transcripts.jsonl").complete
+    monkeypatch.delenv("MEDALIGN_TEST_CHAIN_KEY")
+    with pytest.raises(JudgeSetupError, match="transcript_key_env"):
+        judge_pairs(pair_items(2), cfg, tmp_path)
