@@ -16,6 +16,12 @@ response, shared across pairs) and ``consistent`` is None.
 Transcripts go to ``store_dir/transcripts.jsonl``, the cache to ``store_dir/cache/`` (or
 ``cfg.cache_dir``), and each run's statistics to ``store_dir/judge_runs.jsonl``. Calling again
 with the same items judges only what is not yet ok.
+
+Lineage: every judgment row carries ``pair_id`` (:func:`pair_id`: the same for both orders of a
+pair, and for every judge) and ``sample_ids``; a result lists its ``judgment_ids``. Flags
+(:mod:`judges.flags`) are on each :class:`Comparison` and, merged, on the :class:`PairResult`:
+callers that turn results into reward data or win rates skip flagged results unless told
+otherwise (:func:`judges.ranking.reward_comparisons`).
 """
 
 from __future__ import annotations
@@ -36,14 +42,17 @@ from judges.cache import CompletionCache, cache_key
 from judges.client import OpenAIJudge
 from judges.config import JudgeConfig
 from judges.engine import EngineContext, Judgment, RunStats, run_judgments
+from judges.errors import JudgeSetupError
+from judges.flags import candidate_flags, flag_names
 from judges.parsers import PARSER_VERSION
 from judges.templates import TemplateSpec, load_template, render
-from judges.transcripts import TranscriptStore
-from medalign.config import canonical_json
+from judges.transcripts import TranscriptStore, pair_id
+from medalign.config import ConfigError, canonical_json
 
 TRANSCRIPTS = "transcripts.jsonl"
 RUN_LOG = "judge_runs.jsonl"
 _STATUS_PRIORITY = ("api_error", "parse_error", "out_of_range", "refused", "not_run")
+_POSITION = {"response_a": "A", "response_b": "B", "response": "A"}   # template slot -> position
 
 
 @dataclass
@@ -59,6 +68,7 @@ class PairItem:
     b_id: str
     b_text: str
     language: str | None = None           # "zh" | "en"; None = detected from the question
+    tags: dict[str, str] | None = None    # prompt metadata kept in the transcript (department, intent)
 
 
 @dataclass
@@ -71,6 +81,7 @@ class Comparison:
     status: str
     score_a: float | None
     score_b: float | None
+    flags: list[str] = field(default_factory=list)   # judges.flags names on this judgment
 
 
 @dataclass
@@ -83,6 +94,17 @@ class PairResult:
     judgment_ids: list[str]
     judge: str = ""
     comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def flags(self) -> list[str]:
+        """Every flag on any of the pair's judgments (sorted, distinct)."""
+        return sorted({f for c in self.comparisons for f in c.flags})
+
+    @property
+    def half_judged(self) -> bool:
+        """Some of the pair's judgments are ok and some are not (e.g. one order failed)."""
+        oks = {c.status == "ok" for c in self.comparisons}
+        return oks == {True, False}
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,7 +119,13 @@ def _judgment(item: PairItem, cfg: JudgeConfig, spec: TemplateSpec, key_parts: d
     key = cache_key(messages=messages, sample_index=sample_index, **key_parts)
     ident = f"{cfg.name}|{key}|{item.prompt_id}|{canonical_json(positions)}"
     jid = hashlib.sha256(ident.encode("utf-8")).hexdigest()[:32]
-    return Judgment(jid, item.prompt_id, positions, order, sample_index, lang, messages, key)
+    by_slot = {_POSITION[slot]: text for slot, text in texts.items()}
+    single = order == "single"
+    return Judgment(jid, item.prompt_id, positions, order, sample_index, lang, messages, key,
+                    pair_id=None if single else pair_id(item.prompt_id, item.a_id, item.b_id),
+                    sample_ids=[positions["A"]] if single else [item.a_id, item.b_id],
+                    texts=by_slot, flag_details=candidate_flags(by_slot, positions),
+                    tags=item.tags or None)
 
 
 def plan_judgments(items: list[PairItem], cfg: JudgeConfig, spec: TemplateSpec
@@ -142,19 +170,22 @@ def _comparisons(item: PairItem, judgments: list[Judgment], latest: dict[str, di
         scores = None
         if rec and status == "ok":
             scores = rec["soft_scores"] if soft and rec.get("soft_scores") else rec["scores"]
+        # candidate flags are known before a call; a record adds what its reply showed
+        flags = list(rec.get("flags") or []) if rec else flag_names(j.flag_details)
         if j.order == "single":
             singles.setdefault(j.sample_index, {})[j.positions["A"]] = {
-                "status": status, "scores": scores, "jid": j.judgment_id}
+                "status": status, "scores": scores, "jid": j.judgment_id, "flags": flags}
             continue
         a, b = (("A", "B") if j.order == "ab" else ("B", "A"))
         out.append(Comparison(j.judgment_id, j.order, j.sample_index, status,
-                              scores[a] if scores else None, scores[b] if scores else None))
+                              scores[a] if scores else None, scores[b] if scores else None, flags))
     for s, by_id in singles.items():
         ra, rb = by_id[item.a_id], by_id[item.b_id]
         status = next((r["status"] for r in (ra, rb) if r["status"] != "ok"), "ok")
         ok = status == "ok"
         out.append(Comparison(ra["jid"] + "+" + rb["jid"], "single", s, status,
-                              ra["scores"]["A"] if ok else None, rb["scores"]["A"] if ok else None))
+                              ra["scores"]["A"] if ok else None, rb["scores"]["A"] if ok else None,
+                              sorted(set(ra["flags"]) | set(rb["flags"]))))
     return out
 
 
@@ -193,9 +224,36 @@ def api_key_for(cfg: JudgeConfig) -> str | None:
         return None
     key = os.environ.get(cfg.api_key_env)
     if not key:
-        raise RuntimeError(f"judge {cfg.name!r}: environment variable {cfg.api_key_env} "
-                           "(api_key_env) is not set")
+        raise JudgeSetupError(f"judge {cfg.name!r}: environment variable {cfg.api_key_env} "
+                              "(api_key_env) is not set: export it with the endpoint's API key")
     return key
+
+
+def transcript_key_for(cfgs: list[JudgeConfig]) -> bytes | None:
+    """The HMAC key of the transcript chain (judges sharing a transcript must name one variable)."""
+    names = sorted({c.transcript_key_env for c in cfgs if c.transcript_key_env})
+    if len(names) > 1:
+        raise JudgeSetupError(f"judges writing one transcript name different transcript_key_env "
+                              f"variables {names}: give them all the same one")
+    if not names:
+        return None
+    key = os.environ.get(names[0])
+    if not key:
+        raise JudgeSetupError(f"environment variable {names[0]} (transcript_key_env) is not set: "
+                              "export the transcript's HMAC key (32+ random bytes, e.g. hex)")
+    return key.encode("utf-8")
+
+
+def load_templates(cfgs: list[JudgeConfig]) -> list[TemplateSpec]:
+    """Every judge's template, or one clear error naming the judge and its template."""
+    specs = []
+    for i, cfg in enumerate(cfgs):
+        try:
+            specs.append(load_template(cfg.template))
+        except (ValueError, OSError) as e:
+            why = "; ".join(e.problems) if isinstance(e, ConfigError) else str(e)
+            raise JudgeSetupError(f"judges.{i}.template ({cfg.name}): {why}") from None
+    return specs
 
 
 async def ajudge_pairs_multi(items: list[PairItem], cfgs: list[JudgeConfig], store_dir: str | Path,
@@ -207,8 +265,11 @@ async def ajudge_pairs_multi(items: list[PairItem], cfgs: list[JudgeConfig], sto
     if len(set(names)) != len(names):
         raise ValueError(f"judge names must be unique, got {names}")
     keys = [api_key_for(cfg) for cfg in cfgs]          # fail before anything starts
+    specs = load_templates(cfgs)
+    chain_key = transcript_key_for(cfgs)
+    secrets = tuple(k for k in [*keys, chain_key.decode("utf-8") if chain_key else None] if k)
     store_dir = Path(store_dir)
-    store = TranscriptStore.open(store_dir / TRANSCRIPTS)
+    store = TranscriptStore.open(store_dir / TRANSCRIPTS, key=chain_key, secrets=secrets)
     run_id = uuid.uuid4().hex[:12]
     plans = []
     with contextlib.ExitStack() as stack:
@@ -221,8 +282,7 @@ async def ajudge_pairs_multi(items: list[PairItem], cfgs: list[JudgeConfig], sto
         caches: dict[str, CompletionCache] = {}
         try:
             coros = []
-            for i, cfg in enumerate(cfgs):
-                spec = load_template(cfg.template)
+            for i, (cfg, spec) in enumerate(zip(cfgs, specs)):
                 unique, per_item = plan_judgments(items, cfg, spec)
                 plans.append((cfg, spec, per_item))
                 cdir = str(Path(cfg.cache_dir) if cfg.cache_dir else store_dir / "cache")
@@ -231,7 +291,7 @@ async def ajudge_pairs_multi(items: list[PairItem], cfgs: list[JudgeConfig], sto
                 judge = OpenAIJudge(cfg, url, keys[i], seed=i)
                 ctx = EngineContext(cfg, spec, store, cache,
                                     Budget(cfg.budget, cfg.price, free=cfg.is_local), run_id,
-                                    progress, bar_position=i)
+                                    progress, bar_position=i, secrets=secrets)
                 coros.append(_run_and_close(unique, judge, ctx))
             stats = list(await asyncio.gather(*coros))
         finally:

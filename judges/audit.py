@@ -3,7 +3,9 @@
 Per judge: calls, status counts, swap consistency, first-position win rate, the correlation of a
 score with the length of the response it scores, a score histogram, agreement with a reference
 ranking (when one is given), latency and cost. Across judges: Cohen's kappa for every two judges
-and Krippendorff's alpha for all of them, with bootstrap intervals.
+and Krippendorff's alpha for all of them, with bootstrap intervals. Flags (:mod:`judges.flags`) and
+half-judged pairs (one order ok, another not) are counted per judge; rows written before flags
+existed (parser version 1) are counted as such, since their flags cannot be known.
 
 Units of agreement are response pairs: for each unordered pair {x, y} of responses to one prompt,
 a judge's verdict is the sign of (mean score of x - mean score of y) over its ok rows (pairwise
@@ -24,7 +26,7 @@ import numpy as np
 from judges.server.prompt_parse import PromptNotUnderstood, parse_prompt
 from judges.server.rubric import text_length
 from judges.stats import bootstrap_ci, cohen_kappa, krippendorff_alpha, spearman
-from judges.transcripts import latest_rows, read_rows
+from judges.transcripts import latest_rows, read_rows, row_pair_id
 
 
 def _pair_diffs(rows: list[dict]) -> dict[tuple, float]:
@@ -114,6 +116,29 @@ def reference_agreement(rows: list[dict], ranks_by_id: dict[str, int]) -> tuple[
     return (agree / total if total else None), total
 
 
+def flag_counts(rows: list[dict]) -> tuple[dict[str, int], int, int]:
+    """(judgments per flag, flagged judgments, rows that predate flags)."""
+    counts: Counter = Counter()
+    flagged = unknown = 0
+    for r in rows:
+        if "flags" not in r:
+            unknown += 1
+            continue
+        counts.update(r["flags"] or [])
+        flagged += bool(r["flags"])
+    return dict(sorted(counts.items())), flagged, unknown
+
+
+def half_judged_pairs(rows: list[dict]) -> tuple[int, int]:
+    """(pairs with an ok order and a not-ok one, pairs judged) over pairwise rows."""
+    by_pair: dict[tuple, set] = defaultdict(set)
+    for r in rows:
+        pid = row_pair_id(r)
+        if pid is not None:
+            by_pair[(pid, r.get("sample_index", 0))].add(r["status"] == "ok")
+    return sum(v == {True, False} for v in by_pair.values()), len(by_pair)
+
+
 def judge_summary(all_rows: list[dict], ranks_by_id: dict[str, int] | None = None) -> dict:
     rows = latest_rows(all_rows)
     latencies = [r["latency_s"] for r in all_rows if not r["cache_hit"] and r["latency_s"]]
@@ -121,6 +146,8 @@ def judge_summary(all_rows: list[dict], ranks_by_id: dict[str, int] | None = Non
     swap, swap_n = swap_consistency(rows)
     first, ties, first_n = first_position_win_rate(rows)
     corr, corr_n = length_correlation(rows)
+    flags, flagged, unknown = flag_counts(rows)
+    half, pairs = half_judged_pairs(rows)
     out = {
         "calls": sum(not r["cache_hit"] for r in all_rows), "rows": len(all_rows),
         "cache_hits": sum(bool(r["cache_hit"]) for r in all_rows),
@@ -130,6 +157,8 @@ def judge_summary(all_rows: list[dict], ranks_by_id: dict[str, int] | None = Non
         "swap_consistency": swap, "swap_pairs": swap_n,
         "first_position_win_rate": first, "tie_rate": ties, "pairwise_rows": first_n,
         "length_spearman": corr, "length_points": corr_n,
+        "flags": flags, "flagged_judgments": flagged, "rows_without_flags": unknown,
+        "half_judged_pairs": half, "pairs": pairs,
         "score_histogram": histogram(rows),
         "latency_p50_s": float(np.median(latencies)) if latencies else None,
         "latency_p95_s": float(np.quantile(latencies, 0.95)) if latencies else None,

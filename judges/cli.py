@@ -1,29 +1,54 @@
-"""``medalign judge run|serve`` and ``medalign audit verify|summary``.
+"""``medalign judge run|serve`` (and ``medalign audit ...``, :mod:`judges.audit_cli`).
 
     medalign judge serve --port 8000 --latency-ms 50
+    medalign judge serve --host 0.0.0.0 --api-key-env MEDALIGN_JUDGE_KEY   # for other nodes
     medalign judge run judge.yaml --dry-run
     medalign judge run judge.yaml judges.0.concurrency=32
-    medalign audit verify runs/.../judge-xxxx/transcripts.jsonl
-    medalign audit summary runs/.../judge-xxxx/transcripts.jsonl --reference-ranking ranked.parquet
 
-Nothing heavy is imported at module level.
+A user error (a missing API-key variable, an unknown template, an unreadable input, a missing
+file) prints one line, ``error: ...``, and exits 2: never a traceback. Nothing heavy is imported
+at module level.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import sys
 from pathlib import Path
 
+from judges import audit_cli
+from judges.errors import JudgeSetupError
+
+QUARANTINE_LINES = 5                      # quarantined rows named on the terminal (all in the file)
 FAULTS = ("rate_limit", "server_error", "hang", "drop", "truncated", "malformed", "bad_json",
-          "empty_choices", "refusal", "out_of_range")
+          "empty_choices", "refusal", "out_of_range", "obey_injection")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``medalign judge`` and ``medalign audit``."""
     _register_judge(subparsers)
-    _register_audit(subparsers)
+    audit_cli.register(subparsers, user_errors)
+
+
+def user_errors(handler):
+    """Print a user error as one line (exit 2) instead of a traceback."""
+    from judges.transcripts import TranscriptError
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (JudgeSetupError, TranscriptError) as e:
+            print(f"error: {e}", file=sys.stderr)
+        except BrokenPipeError:                 # output piped into `head`
+            return 0
+        except OSError as e:                    # a missing or unreadable file
+            print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    return run
 
 
 def _register_judge(subparsers: argparse._SubParsersAction) -> None:
@@ -43,13 +68,21 @@ def _register_judge(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print the number of calls and an upper cost estimate; call nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=user_errors(_run))
 
     p = sub.add_parser("serve", help="serve the local rubric judge (OpenAI-compatible, 127.0.0.1)",
-                       description="An OpenAI-compatible server on 127.0.0.1 whose model rates "
-                                   "responses against the doctor's standard answer. Point any "
-                                   "OpenAI client at http://127.0.0.1:PORT/v1 (any API key).")
-    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
+                       description="An OpenAI-compatible server whose model rates responses "
+                                   "against the doctor's standard answer. It binds 127.0.0.1 "
+                                   "unless --host says otherwise; bound to any other address it "
+                                   "needs --api-key-env and rejects calls without that key (401). "
+                                   "Point any OpenAI client at http://HOST:PORT/v1.")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; e.g. 0.0.0.0 for cluster workers, "
+                        "which needs --api-key-env)")
+    p.add_argument("--api-key-env", metavar="VAR",
+                   help="environment variable holding the key every request must send "
+                        "(Authorization: Bearer KEY)")
     p.add_argument("--model", default="medalign-rubric-v2", help="model id to answer to")
     p.add_argument("--latency-ms", type=float, default=0.0, help="injected delay per request")
     p.add_argument("--faults", default="", help=f"comma-separated fault modes: {', '.join(FAULTS)}")
@@ -61,43 +94,28 @@ def _register_judge(subparsers: argparse._SubParsersAction) -> None:
                    help="points added to the response in position A (to test the audit)")
     p.add_argument("--noise-std", type=float, default=0.0, help="gaussian noise on ratings (points)")
     p.add_argument("--noise-seed", type=int, default=0, help="seed of the noise")
-    p.set_defaults(func=_serve)
-
-
-def _register_audit(subparsers: argparse._SubParsersAction) -> None:
-    audit = subparsers.add_parser("audit", help="check and summarise judge transcripts",
-                                  description="Audit judge transcripts: verify the hash chain, "
-                                              "or summarise statuses, biases and agreement.")
-    asub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
-    p = asub.add_parser("verify", help="detect edited, deleted, inserted or reordered lines",
-                        description="Recompute the hash chain of a transcripts.jsonl. Exit 0 when "
-                                    "intact, 1 with one line per problem otherwise.")
-    p.add_argument("transcripts", help="transcripts.jsonl")
-    p.add_argument("--head", help="head file (default: TRANSCRIPTS.head.json when present)")
-    p.set_defaults(func=_verify)
-    p = asub.add_parser("summary", help="per-judge statistics and inter-judge agreement",
-                        description="Per judge: calls, statuses, swap consistency, first-position "
-                                    "win rate, score-length correlation, score histogram, agreement "
-                                    "with a reference ranking; across judges: Cohen's kappa and "
-                                    "Krippendorff's alpha (ordinal) with bootstrap intervals.")
-    p.add_argument("transcripts", help="transcripts.jsonl")
-    p.add_argument("--reference-ranking", metavar="FILE",
-                   help="parquet/jsonl with prompt_id, ranks (0 = best) and optional response_ids")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--json", metavar="OUT", help="also write the summary as JSON to OUT")
-    p.set_defaults(func=_summary)
+    p.set_defaults(func=user_errors(_serve))
 
 
 def _run(args: argparse.Namespace) -> int:
+    from judges.api import api_key_for, load_templates
     from judges.pipeline import judge_and_rank
     from judges.run_config import JudgeRunConfig, estimate
     from judges.tuples import load_tuples
     from medalign.config import load_config
 
     cfg = load_config(args.config, JudgeRunConfig, args.overrides)
-    tuples, quarantined = load_tuples(cfg.input.path, cfg.input.kind, cfg.input.source_order)
-    note = f", {len(quarantined)} rows quarantined" if quarantined else ""
+    load_templates(cfg.judges)                     # an unknown template fails here, in one line
+    tuples, quarantined = load_tuples(cfg.input.path, cfg.input.kind, cfg.input.source_order,
+                                      cfg.input.max_response_chars)
+    note = f", {len(quarantined)} quarantined (see quarantine.jsonl)" if quarantined else ""
     print(f"{len(tuples)} prompts from {cfg.input.path}{note}")
+    for q in quarantined[:QUARANTINE_LINES]:
+        print(f"  quarantined {q.file}:{q.row}: {q.reason}")
+    if len(quarantined) > QUARANTINE_LINES:
+        print(f"  ... {len(quarantined) - QUARANTINE_LINES} more in quarantine.jsonl")
+    if not tuples:
+        raise JudgeSetupError(f"{cfg.input.path}: no usable rows to judge")
     if args.dry_run:
         for row in estimate(tuples, cfg):
             cost = "unknown (no price)" if row["cost_max"] is None else f"<= {row['cost_max']:.4f}"
@@ -107,52 +125,39 @@ def _run(args: argparse.Namespace) -> int:
                   f"prompt tokens, <= {row['completion_tokens_max']} completion tokens, cost {cost}"
                   + (f", budget {row['budget']}" if row["budget"] else ""))
         return 0
+    for judge in cfg.judges:                       # a missing key fails here, in one line
+        api_key_for(judge)
     report = judge_and_rank(tuples, quarantined, cfg.judges, cfg.ranking, Path(cfg.output_dir),
                             progress=not args.no_progress)
-    print(json.dumps({k: report[k] for k in ("calls", "cache_hits", "already_done", "status_counts",
-                                             "ok_fraction", "swap_consistency", "pairs", "cost",
-                                             "budget_stopped", "reference_agreement")},
-                     indent=2, ensure_ascii=False))
+    shown = {k: report[k] for k in ("calls", "cache_hits", "already_done", "status_counts",
+                                    "ok_fraction", "swap_consistency", "pairs", "cost",
+                                    "budget_stopped", "reference_agreement")}
+    shown["reward_data"] = report["reward_data"]["judges"]
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
     print(f"outputs in {cfg.output_dir}")
     return 0 if report["status_counts"].get("ok", 0) else 1
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from judges.server import serve
+    from judges.server import check_exposure, serve
 
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     unknown = sorted(set(faults) - set(FAULTS))
     if unknown:
         print(f"error: unknown fault modes {unknown}; known: {', '.join(FAULTS)}", file=sys.stderr)
         return 2
-    print(f"serving {args.model} on http://127.0.0.1:{args.port}/v1 (Ctrl-C to stop)", flush=True)
-    serve(port=args.port, model=args.model, latency_ms=args.latency_ms, faults=faults,
-          fault_rate=args.fault_rate, fault_seed=args.fault_seed, retry_after_s=args.retry_after_s,
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise JudgeSetupError(f"environment variable {args.api_key_env} (--api-key-env) is "
+                                  "not set: export the key clients must send")
+    check_exposure(args.host, api_key)
+    need = f", API key from ${args.api_key_env} required" if api_key else ""
+    print(f"serving {args.model} on http://{args.host}:{args.port}/v1{need} (Ctrl-C to stop)",
+          flush=True)
+    serve(port=args.port, host=args.host, api_key=api_key, model=args.model,
+          latency_ms=args.latency_ms, faults=faults, fault_rate=args.fault_rate, fault_seed=args.fault_seed, retry_after_s=args.retry_after_s,
           hang_s=args.hang_s, position_bias=args.position_bias, noise_std=args.noise_std,
           noise_seed=args.noise_seed)
-    return 0
-
-
-def _verify(args: argparse.Namespace) -> int:
-    from judges.transcripts import verify_transcript
-
-    result = verify_transcript(args.transcripts, args.head)
-    if result.ok:
-        print(f"ok: {result.lines} lines, hash chain intact")
-        return 0
-    for problem in result.problems:
-        print(problem)
-    print(f"FAILED: {len(result.problems)} problems in {result.lines} lines")
-    return 1
-
-
-def _summary(args: argparse.Namespace) -> int:
-    from judges.audit import summarize
-    from judges.audit_format import format_summary, load_reference_ranks
-
-    ranks = load_reference_ranks(args.reference_ranking) if args.reference_ranking else None
-    summary = summarize(args.transcripts, ranks, n_resamples=args.resamples)
-    print(format_summary(summary))
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     return 0

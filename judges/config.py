@@ -4,7 +4,10 @@ A ``JudgeConfig`` says everything that decides what a judge call returns and how
 behaves. The endpoint is ``base_url``: ``"local"`` starts the built-in rubric server
 (:mod:`judges.server`) for the duration of a call to :func:`judges.api.judge_pairs`; any other
 value is an OpenAI-compatible URL (OpenAI, a vLLM server, ...) whose key is read from the
-environment variable named by ``api_key_env`` at call time, never stored.
+environment variable named by ``api_key_env`` at call time, never stored. With
+``transcript_key_env`` the transcript's hash chain is keyed (HMAC-SHA256 with the key held in that
+variable; only a key id is written), so rewriting a transcript needs the key
+(:mod:`judges.transcripts`).
 
     cfg = JudgeConfig(base_url="https://api.openai.com/v1", model="gpt-4o",
                       api_key_env="OPENAI_API_KEY", template="huatuo_pairwise",
@@ -21,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 from medalign.config import StrictModel
 
 FaultMode = Literal["rate_limit", "server_error", "hang", "drop", "truncated", "malformed",
-                    "bad_json", "empty_choices", "refusal", "out_of_range"]
+                    "bad_json", "empty_choices", "refusal", "out_of_range", "obey_injection"]
 
 
 class DecodingConfig(StrictModel):
@@ -102,6 +105,7 @@ class JudgeConfig(StrictModel):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     price: PriceConfig = Field(default_factory=PriceConfig)
     cache_dir: str | None = None                         # None = <store_dir>/cache
+    transcript_key_env: str | None = None                # env var with the HMAC key of the transcript chain (None: plain sha256)
     local: LocalServerOptions = Field(default_factory=LocalServerOptions)  # base_url: local only
 
     @field_validator("base_url")

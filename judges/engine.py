@@ -11,6 +11,10 @@ for a single-answer template) and one sample index. For each judgment, in a pool
 4. if the budget does not allow it, the judgment is left for a later run (``not_run``).
 
 Exactly one row is written per judgment per run, after its last attempt; retries live inside it.
+Each row carries the judgment's lineage (``pair_id`` links the two orders of a pair,
+``sample_ids`` the responses compared) and its flags (:mod:`judges.flags`). The values of the
+API keys in use never reach the transcript or the cache, even when a server echoes one inside
+its completion: they are masked (see :func:`judges.transcripts.mask_secrets`).
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from judges.budget import Budget, estimate_tokens
 from judges.cache import CompletionCache
 from judges.client import CallFailed, Completion, Judge
 from judges.config import JudgeConfig
+from judges.flags import flag_names, parroted
 from judges.parsers import PARSER_VERSION, Parsed, parse_completion, soft_scores
 from judges.templates import TemplateSpec
-from judges.transcripts import TranscriptStore
+from judges.transcripts import TranscriptStore, mask_secrets
 
 
 @dataclass
@@ -41,6 +46,11 @@ class Judgment:
     language: str
     messages: list[dict]
     cache_key: str
+    pair_id: str | None = None            # links the orders of one pair (None: single answer)
+    sample_ids: list[str] = field(default_factory=list)   # the responses compared
+    texts: dict[str, str] = field(default_factory=dict)   # position -> candidate text shown
+    flag_details: list[dict] = field(default_factory=list)  # candidate flags (judges.flags)
+    tags: dict[str, str] | None = None    # prompt metadata for audits (department, intent)
 
 
 @dataclass
@@ -53,6 +63,7 @@ class EngineContext:
     run_id: str
     progress: bool = False
     bar_position: int = 0                 # terminal line of this judge's progress bar
+    secrets: tuple[str, ...] = ()         # values masked in everything written (API keys)
     # the same in every row of the run: computed once, not per call (a template hash is a
     # model dump + sha256, ~70 us; a run writes hundreds of rows a second)
     row_constants: dict = field(init=False)
@@ -144,7 +155,7 @@ async def _judge_one(j: Judgment, judge: Judge, ctx: EngineContext, stats: RunSt
                                 prompt_tokens=cached.get("prompt_tokens"),
                                 completion_tokens=cached.get("completion_tokens"),
                                 logprobs=cached.get("logprobs"), model=cached.get("model"))
-        parsed = parse_completion(ctx.spec, completion.text)
+        parsed = parse_completion(ctx.spec, completion.text, completion.finish_reason)
         _write(j, ctx, stats, completion, parsed, None, cache_hit=True, cost=0.0)
         stats.cache_hits += 1
         return
@@ -169,15 +180,18 @@ async def _judge_one(j: Judgment, judge: Judge, ctx: EngineContext, stats: RunSt
     if completion.refusal and not completion.text:
         parsed = Parsed("refused", error="the judge declined: " + completion.refusal[:160])
     else:
-        parsed = parse_completion(ctx.spec, completion.text)
+        parsed = parse_completion(ctx.spec, completion.text, completion.finish_reason)
     row = _write(j, ctx, stats, completion, parsed, None, cache_hit=False, cost=cost)
     if parsed.status == "ok":
+        text = mask_secrets(completion.text, ctx.secrets)
         ctx.cache.put(j.cache_key, {
-            "completion": completion.text, "finish_reason": completion.finish_reason,
+            "completion": text, "finish_reason": completion.finish_reason,
             "prompt_tokens": completion.prompt_tokens,
             "completion_tokens": completion.completion_tokens,
-            "logprobs": completion.logprobs, "model": completion.model,
-            "judgment_id": j.judgment_id, "timestamp": row["timestamp"]})
+            # tokens could spell a masked key across pieces: none are kept then
+            "logprobs": completion.logprobs if text == completion.text else None,
+            "model": completion.model, "judgment_id": j.judgment_id,
+            "timestamp": row["timestamp"]})
 
 
 def _write(j: Judgment, ctx: EngineContext, stats: RunStats, completion: Completion,
@@ -187,8 +201,11 @@ def _write(j: Judgment, ctx: EngineContext, stats: RunStats, completion: Complet
     status = "api_error" if parsed is None else parsed.status
     soft = soft_scores(ctx.spec, completion.text or "", parsed, completion.logprobs) \
         if parsed is not None else None
+    details = j.flag_details + parroted(parsed.statement if parsed else None, j.texts, j.positions)
     row = {
         "prompt_id": j.prompt_id, "positions": j.positions, "order": j.order,
+        "pair_id": j.pair_id, "sample_ids": j.sample_ids,
+        "flags": flag_names(details), "flag_details": details or None, "tags": j.tags,
         "messages": j.messages, "completion": completion.text,
         "scores": parsed.scores if parsed is not None else None, "soft_scores": soft,
         "span": list(parsed.span) if parsed is not None and parsed.span else None,

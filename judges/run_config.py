@@ -25,9 +25,9 @@ from judges.api import TRANSCRIPTS, plan_judgments
 from judges.budget import call_cost, estimate_tokens
 from judges.cache import CACHE_FILE
 from judges.config import JudgeConfig
-from judges.pipeline import RankingConfig, build_items
+from judges.pipeline import RankingConfig, build_items, check_orders
 from judges.templates import load_template
-from judges.tuples import InputKind, ResponseTuple
+from judges.tuples import MAX_RESPONSE_CHARS, InputKind, ResponseTuple
 from medalign.config import StrictModel
 
 
@@ -36,6 +36,7 @@ class RunInput(StrictModel):
     path: str                                             # .parquet or .jsonl file
     source_order: list[str] = Field(                      # tuples without ranks: best source first
         default_factory=lambda: ["doctor", "gpt-4", "gpt-3.5", "weak"])
+    max_response_chars: int = Field(MAX_RESPONSE_CHARS, ge=1)  # a longer response is quarantined, not judged
 
 
 class JudgeRunConfig(StrictModel):
@@ -53,6 +54,7 @@ class JudgeRunConfig(StrictModel):
             for j in self.judges:
                 if "template" not in j.model_fields_set:
                     j.template = self.template
+        check_orders(self.judges, self.ranking)
         return self
 
 

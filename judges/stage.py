@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from judges.config import JudgeConfig
-from judges.pipeline import RankingConfig, judge_and_rank, stage_metrics
-from judges.tuples import load_tuples
+from judges.pipeline import RankingConfig, check_orders, judge_and_rank, stage_metrics
+from judges.tuples import MAX_RESPONSE_CHARS, load_tuples
 from medalign.config import StrictModel
 from medalign.stage import Input, StageContext
 
@@ -32,6 +32,12 @@ class JudgeStageConfig(StrictModel):
                                       min_length=1)   # one or more (an ensemble)
     ranking: RankingConfig = Field(default_factory=RankingConfig)
     min_ok_fraction: float = Field(0.9, ge=0, le=1)   # fewer ok judge calls than this share: the stage failed
+    max_response_chars: int = Field(MAX_RESPONSE_CHARS, ge=1)  # a longer response is quarantined, not judged
+
+    @model_validator(mode="after")
+    def _orders(self) -> "JudgeStageConfig":
+        check_orders(self.judges, self.ranking)
+        return self
 
 
 Config = JudgeStageConfig
@@ -53,7 +59,7 @@ def run(cfg: JudgeStageConfig, inputs: dict[str, str], out: Path, ctx: StageCont
         raise ValueError("judge stage: input 'samples' (a sample stage directory) is required")
     src = Path(inputs["samples"])
     path = src / "samples.parquet" if src.is_dir() else src
-    tuples, quarantined = load_tuples(path, "samples")
+    tuples, quarantined = load_tuples(path, "samples", max_response_chars=cfg.max_response_chars)
     if quarantined:
         ctx.logger.warning("judge: %d rows of %s quarantined (see quarantine.jsonl)",
                            len(quarantined), path)

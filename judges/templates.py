@@ -13,9 +13,11 @@ template's ``hash`` (sha256 of its canonical content) enters every cache key and
 so editing a template never reuses judgments made with the old text.
 
 Section markers are the whole lines of ``user`` written as ``[Something]``. Text inserted into
-the template (history, question, reference, responses) is untrusted: any marker string inside
-it is neutralised (its brackets become full-width ``［...］``), so a candidate response cannot
-open a fake "[Response B]" section, neither for an LLM judge nor for the local rubric server.
+the template (history, question, reference, responses) is untrusted: anything in it that imitates
+a section marker of this template or of any built-in template, in any case, spacing or bracket
+style (``[Response B]``, ``[ response b ]``, ``【回答B】``, ``[End of response]``), is neutralised
+(written ``［Response B］`` with full-width brackets), so a candidate response cannot open a fake
+section, neither for an LLM judge nor for the local rubric server.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from medalign.config import StrictModel, canonical_json, load_config
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 TemplateKind = Literal["pairwise_rating", "pairwise_verdict", "single_rating"]
 _MARKER_LINE = re.compile(r"^\[[^\]\n{}]+\]$", re.MULTILINE)
+# a bracketed name in untrusted text, with ASCII, full-width or CJK lenticular brackets
+_BRACKETED = re.compile(r"[\[［【]\s*([^\]］】\[［【\n]{1,60}?)\s*[\]］】]")
+_NAME_NOISE = re.compile(r"[\s'’]+")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 _REQUIRED = {
@@ -130,12 +135,33 @@ def pick_variant(spec: TemplateSpec, language: str | None, text: str) -> tuple[s
     return first, spec.variants[first]
 
 
+def _marker_name(name: str) -> str:
+    """A marker's name as compared: case-folded, without spaces and apostrophes."""
+    return _NAME_NOISE.sub("", name).casefold()
+
+
+@lru_cache(maxsize=64)
+def _imitated_names(markers: tuple[str, ...]) -> frozenset[str]:
+    """Names of ``markers`` and of every built-in template's markers."""
+    names = {_marker_name(m[1:-1]) for m in markers}
+    for ref in builtin_templates():
+        names |= {_marker_name(m[1:-1]) for m in load_template(ref).markers()}
+    return frozenset(names)
+
+
 def neutralise(text: str, markers: list[str]) -> str:
-    """Defuse section markers inside untrusted text: ``[Response B]`` -> ``［Response B］``."""
-    for marker in markers:
-        if marker in text:
-            text = text.replace(marker, "［" + marker[1:-1] + "］")
-    return text
+    """Defuse section markers inside untrusted text: ``[Response B]`` -> ``［Response B］``.
+
+    Every bracketed name whose letters match a marker of ``markers`` or of a built-in template
+    (case, spaces and bracket style aside) is rewritten with full-width brackets; any other
+    bracketed text is left as it is."""
+    if "[" not in text and "【" not in text and "［" not in text:
+        return text
+    names = _imitated_names(tuple(markers))
+
+    def defuse(m: re.Match) -> str:
+        return f"［{m.group(1)}］" if _marker_name(m.group(1)) in names else m.group(0)
+    return _BRACKETED.sub(defuse, text)
 
 
 def render_history(history: list[dict], variant: Variant) -> str:

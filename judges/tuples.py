@@ -13,7 +13,10 @@ Three input kinds, each a ``.parquet`` or ``.jsonl`` file:
   a tuple of two (chosen first, with reference ranks [0, 1]).
 
 A row that cannot be used (no final user turn, no responses, mismatched lengths, ...) is
-quarantined with the file, row number and reason, never dropped silently.
+quarantined with the file, row number and reason, never dropped silently; so is a JSONL line that
+is not valid JSON (a truncated line) or not UTF-8, and a response longer than
+``max_response_chars`` (the others of its tuple are still judged). Optional ``department`` and
+``intent`` columns are kept as the tuple's ``tags`` (they reach the transcript, for audits).
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from judges.errors import JudgeSetupError
 from judges.ranking import source_ranks
 
 InputKind = Literal["samples", "tuples", "pairs"]
+MAX_RESPONSE_CHARS = 20_000               # default cap: a longer response is quarantined
+TAG_COLUMNS = ("department", "intent")     # prompt metadata kept for audits
 
 
 @dataclass
@@ -37,6 +43,7 @@ class ResponseTuple:
     response_ids: list[str]
     responses: list[str]
     reference_ranks: list[int] | None = None   # known ranking (tuples / pairs input)
+    tags: dict[str, str] | None = None         # department / intent, when the input has them
 
 
 @dataclass
@@ -46,25 +53,47 @@ class Quarantined:
     reason: str
 
 
-def read_rows(path: str | Path) -> list[dict]:
-    """Rows of a parquet or JSONL file as dicts (JSONL: 1-based line numbers are row numbers)."""
+def read_rows(path: str | Path, bad: list[Quarantined] | None = None) -> list[tuple[int, dict]]:
+    """(row number, row) of a parquet or JSONL file. JSONL row numbers are 1-based line numbers;
+    a line that is not UTF-8 or not JSON is appended to ``bad`` (an error when ``bad`` is None)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: input file not found")
     if path.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
-        return pq.read_table(path).to_pylist()
-    if path.suffix in (".jsonl", ".json"):
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        return rows
-    raise ValueError(f"{path}: expected a .parquet or .jsonl file")
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise JudgeSetupError(f"{path}: not a readable parquet file ({e})") from None
+        return list(enumerate(table.to_pylist(), start=1))
+    if path.suffix not in (".jsonl", ".json"):
+        raise JudgeSetupError(f"{path}: expected a .parquet or .jsonl file")
+    rows = []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            problem, row = _json_line(raw)
+            if problem is None and row is not None:
+                rows.append((n, row))
+            elif problem is not None:
+                if bad is None:
+                    raise JudgeSetupError(f"{path}:{n}: {problem}")
+                bad.append(Quarantined(str(path), n, problem))
+    return rows
+
+
+def _json_line(raw: bytes) -> tuple[str | None, object]:
+    """(problem, value) of one JSONL line; (None, None) for a blank line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"not valid UTF-8 (byte {e.start} of the line): re-encode the file as UTF-8", None
+    if not text.strip():
+        return None, None
+    try:
+        return None, json.loads(text)
+    except json.JSONDecodeError as e:
+        return f"not valid JSON ({e.msg}, column {e.colno}): a truncated or broken line", None
 
 
 def _check_messages(messages) -> str | None:
@@ -114,18 +143,44 @@ def _one(kind: InputKind, row: dict, n: int, source_order: list[str] | None) -> 
     reference = row.get("reference")
     if reference is not None and not isinstance(reference, str):
         return "field 'reference': expected text or null"
+    tags = {k: str(row[k]) for k in TAG_COLUMNS if row.get(k) not in (None, "")}
     return ResponseTuple(pid, list(row["messages"]), reference or None, row.get("language"),
-                         list(ids), list(responses), list(ranks) if ranks is not None else None)
+                         list(ids), list(responses), list(ranks) if ranks is not None else None,
+                         tags or None)
 
 
-def load_tuples(path: str | Path, kind: InputKind, source_order: list[str] | None = None
+def _drop_long(t: ResponseTuple, limit: int, path: str, n: int,
+               bad: list[Quarantined]) -> ResponseTuple | None:
+    """``t`` without its responses longer than ``limit`` (each quarantined); None when fewer
+    than two are left (the row is then quarantined too)."""
+    keep = [i for i, r in enumerate(t.responses) if len(r) <= limit]
+    if len(keep) == len(t.responses):
+        return t
+    for i, r in enumerate(t.responses):
+        if len(r) > limit:
+            bad.append(Quarantined(path, n, f"response {i} ({t.response_ids[i]}): {len(r):,} "
+                                            f"characters > max_response_chars {limit:,}; not judged"))
+    if len(keep) < 2:
+        bad.append(Quarantined(path, n, "fewer than two responses left to judge"))
+        return None
+    ranks = [t.reference_ranks[i] for i in keep] if t.reference_ranks is not None else None
+    return ResponseTuple(t.prompt_id, t.messages, t.reference, t.language,
+                         [t.response_ids[i] for i in keep], [t.responses[i] for i in keep],
+                         ranks, t.tags)
+
+
+def load_tuples(path: str | Path, kind: InputKind, source_order: list[str] | None = None,
+                max_response_chars: int = MAX_RESPONSE_CHARS
                 ) -> tuple[list[ResponseTuple], list[Quarantined]]:
-    """Read an input file; returns (usable tuples, quarantined rows)."""
+    """Read an input file; returns (usable tuples, quarantined rows and responses)."""
     tuples, bad, seen = [], [], set()
-    for n, row in enumerate(read_rows(path), start=1):
+    for n, row in read_rows(path, bad):
         got = _one(kind, row, n, source_order) if isinstance(row, dict) else "row is not an object"
         if isinstance(got, str):
             bad.append(Quarantined(str(path), n, got))
+            continue
+        got = _drop_long(got, max_response_chars, str(path), n, bad)
+        if got is None:
             continue
         if got.prompt_id in seen:
             if kind != "pairs":
@@ -135,4 +190,5 @@ def load_tuples(path: str | Path, kind: InputKind, source_order: list[str] | Non
             got.response_ids = [f"{got.prompt_id}#0", f"{got.prompt_id}#1"]
         seen.add(got.prompt_id)
         tuples.append(got)
+    bad.sort(key=lambda q: q.row)
     return tuples, bad

@@ -111,6 +111,9 @@ def load_prompt_split(data_dir: str | Path, split: str, quarantine: Quarantine, 
     return prompts
 
 
+PAIR_LINEAGE = ("chosen_id", "rejected_id", "judgment_ids")
+
+
 def read_pairs(path: Path, quarantine: Quarantine) -> list[dict]:
     """Preference rows: prompt ``messages``, ``chosen``, ``rejected``, optional ``margin``, ``prompt_id``."""
     rows = []
@@ -126,8 +129,10 @@ def read_pairs(path: Path, quarantine: Quarantine) -> list[dict]:
             quarantine.add(path, i, "pair", str(e))
             continue
         pid = row.get("prompt_id") or f"{Path(path).stem}:{i}"
+        # judge pairs name the responses and judgments they came from (lineage, kept as is)
+        lineage = {k: row[k] for k in PAIR_LINEAGE if row.get(k) is not None}
         rows.append({"prompt_id": str(pid), "messages": msgs, "chosen": chosen, "rejected": rejected,
-                     "margin": None if margin is None else float(margin)})
+                     "margin": None if margin is None else float(margin), **lineage})
     return rows
 
 

@@ -221,8 +221,22 @@ def run(cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path, ctx: Sta
                      "eval/heldout_reward_gap": stats.get("heldout_reward_gap")}, step=metrics["steps"])
     (out / "reward_stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
     quarantine.write(out)
+    write_pair_lineage(out, data)
     return {**metrics, **{k: v for k, v in stats.items() if k != "settings"}, "quarantined": len(quarantine),
             "train_pairs": len(data["train_pairs"]), "train_tuples": len(data["train_tuples"])}
+
+
+def write_pair_lineage(out: Path, data: dict) -> None:
+    """``pair_lineage.jsonl``: one line per training / held-out pair with the prompt and, for judge
+    pairs, the response ids and judgment ids it came from (``medalign audit show`` finds them)."""
+    from alignment.stages.inputs import PAIR_LINEAGE
+
+    with open(out / "pair_lineage.jsonl", "w", encoding="utf-8") as f:
+        for split in ("train", "heldout"):
+            for p in data[f"{split}_pairs"]:
+                line = {"split": split, "prompt_id": p["prompt_id"],
+                        **{k: p[k] for k in PAIR_LINEAGE if k in p}}
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 def heldout_metrics(model, tokenizer, pairs: list[dict], batch_size: int, max_length: int,

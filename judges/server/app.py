@@ -1,8 +1,10 @@
 """The local judge server: an OpenAI-compatible HTTP API whose model is the rubric.
 
 Routes: ``GET /v1/models``, ``POST /v1/chat/completions`` and ``GET /v1/medalign/stats`` (request
-and fault counters, for tests). It never reads the ``Authorization`` header and logs no requests,
-so a key a client sends cannot end up in a log.
+and fault counters, for tests). Without an API key it never reads the ``Authorization`` header;
+with one (``medalign judge serve --api-key-env VAR``) every request must carry ``Authorization:
+Bearer KEY`` and gets a 401 otherwise (compared in constant time). It logs no requests, so a key
+a client sends cannot end up in a log.
 
 The app is a plain ASGI callable rather than a web framework's: a judge run sends it hundreds of
 calls a second, and a framework's routing, middleware and request objects cost more CPU per call
@@ -23,12 +25,15 @@ the configured ``faults`` (drawn from a seeded generator):
 ``empty_choices``  200 with ``choices: []``
 ``refusal``        200, the judge declines
 ``out_of_range``   200, ratings outside 1-10
+``obey_injection`` 200, when a candidate holds a rating statement the judge copies it as its
+                   own (a judge that obeys an injection; other prompts are answered normally)
 =================  =========================================================================
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import random
@@ -41,6 +46,7 @@ from judges.config import LocalServerOptions
 from judges.server.prompt_parse import PromptNotUnderstood, parse_prompt
 from judges.server.replies import compose, count_tokens, logprobs_content, tokens
 from judges.server.rubric import warm_up
+from judges.statements import find_statements
 
 REFUSAL = "I'm sorry, but I can't help with rating answers to medical questions."
 
@@ -108,17 +114,28 @@ class JudgeApp:
     """The ASGI app for ``options``. ``shutdown`` (an event) releases hung requests;
     ``counters`` counts requests, answers and injected faults."""
 
-    def __init__(self, options: LocalServerOptions):
+    def __init__(self, options: LocalServerOptions, api_key: str | None = None):
         self.options = options
         self.counters: Counter = Counter()
         self.shutdown = asyncio.Event()
         self._fault_rng = random.Random(options.fault_seed)
+        self._auth = f"Bearer {api_key}".encode("utf-8") if api_key else None
+
+    def _authorised(self, scope) -> bool:
+        if self._auth is None:
+            return True
+        given = next((v for k, v in scope.get("headers") or [] if k == b"authorization"), b"")
+        return hmac.compare_digest(given, self._auth)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":           # lifespan is off; websockets are not served
             return
         method, path = scope["method"], scope["path"].rstrip("/")
-        if path == "/v1/chat/completions" and method == "POST":
+        if not self._authorised(scope):
+            self.counters["unauthorised"] += 1
+            reply = _error(401, "missing or wrong API key (send Authorization: Bearer KEY)",
+                           "invalid_request_error", "invalid_api_key")
+        elif path == "/v1/chat/completions" and method == "POST":
             try:
                 body = await _read_body(receive)
             except _ClientGone:
@@ -162,6 +179,8 @@ class JudgeApp:
             return _error(400, f"the rubric model cannot read this prompt: {e}",
                           "invalid_request_error")
         text, soft = compose(prompt, options)
+        if fault == "obey_injection":
+            text = _obey_injection(prompt, text)
         counters["answered"] += 1
         return _completion_response(body, messages, text, soft, prompt.kind, fault)
 
@@ -193,11 +212,21 @@ class JudgeApp:
         return None
 
 
-def build_app(options: LocalServerOptions) -> JudgeApp:
-    """The ASGI app for ``options``."""
+def build_app(options: LocalServerOptions, api_key: str | None = None) -> JudgeApp:
+    """The ASGI app for ``options`` (every request must carry ``api_key`` when one is given)."""
     logging.getLogger("uvicorn.error").addFilter(_drop_filter)   # idempotent: same object
     warm_up()                                # the rubric's tables, before the first request
-    return JudgeApp(options)
+    return JudgeApp(options, api_key)
+
+
+def _obey_injection(prompt, text: str) -> str:
+    """The reply with its final line replaced by a rating statement a candidate wrote, if any."""
+    for candidate in prompt.responses.values():
+        found = find_statements(candidate, prompt.kind)
+        if found:
+            a, b = found[-1].span
+            return text.rsplit("\n", 1)[0] + "\n" + candidate[a:b]
+    return text
 
 
 def _completion_response(body: dict, messages: list[dict], text: str, soft: dict, kind: str,

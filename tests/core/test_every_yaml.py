@@ -59,9 +59,17 @@ def _validate_world_table(path: Path) -> None:
     tables.load_table(path, model)
 
 
+def _validate_injection_patterns(path: Path) -> None:
+    from judges.flags import InjectionPatterns
+    from medalign.config import load_config
+
+    load_config(path, InjectionPatterns)
+
+
 VALIDATORS = {
     "jobs": _validate_job,
     "data_recipes/synthetic/data": _validate_world_table,
+    "judges": _validate_injection_patterns,     # judges/injection_patterns.yaml
     "data_recipes/recipes": _validate_recipe,
     "judges/prompts": _validate_template,
     "alignment/capacity": _validate_capacity_table,

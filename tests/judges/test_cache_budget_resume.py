@@ -9,7 +9,8 @@ from judges.budget import Budget, estimate_tokens
 from judges.cache import CompletionCache, cache_key
 from judges.config import BudgetConfig, JudgeConfig, PriceConfig
 from judges.templates import load_template
-from judges.transcripts import read_rows, verify_transcript
+from judges.transcript_verify import verify_transcript
+from judges.transcripts import read_rows
 
 BASE = dict(messages=[{"role": "user", "content": "hi"}], endpoint="local:x", model="m",
             decoding={"temperature": 0.0, "top_p": 1.0, "max_tokens": 256}, template_hash="t1",

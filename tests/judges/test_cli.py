@@ -85,7 +85,8 @@ def test_judge_run_pairs_input_and_bad_config(tmp_path, cases, capsys):
     src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
     cfg = _config(tmp_path, src, kind="pairs")
     assert main(["judge", "run", str(cfg), "--no-progress"]) == 0
-    assert "1 rows quarantined" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 quarantined" in out and "prefs.jsonl:3: field 'messages'" in out
     report = json.loads((tmp_path / "out" / "judge_report.json").read_text())
     assert report["judgments"] == 4 and report["reference_agreement"] == 1.0
     assert main(["judge", "run", str(cfg), "judges.0.concurency=3"]) == 2
@@ -122,3 +123,34 @@ def test_judge_serve_command(tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
     assert main(["judge", "serve", "--faults", "rate_limit,oops"]) == 2
+
+
+@pytest.mark.slow
+def test_judge_serve_on_all_interfaces_requires_the_key(tmp_path):
+    import os
+
+    import openai
+
+    port = _free_port()
+    env = {**os.environ, "MEDALIGN_TEST_SERVE_KEY": "serve-key-0123456789abcdef"}
+    proc = subprocess.Popen([sys.executable, "-m", "medalign.cli", "judge", "serve", "--host",
+                             "0.0.0.0", "--port", str(port), "--api-key-env",
+                             "MEDALIGN_TEST_SERVE_KEY"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        good = openai.OpenAI(base_url=url, api_key=env["MEDALIGN_TEST_SERVE_KEY"], max_retries=0,
+                             timeout=2)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert [m.id for m in good.models.list()] == ["medalign-rubric-v2"]
+                break
+            except openai.APIConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.2)
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=url, api_key="EMPTY", max_retries=0, timeout=2).models.list()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -10,7 +10,9 @@ import pytest
 
 from judges.api import judge_pairs, judge_pairs_multi
 from judges.config import JudgeConfig, LocalServerOptions, RetryConfig
-from judges.transcripts import read_rows, verify_transcript
+from judges.errors import JudgeSetupError
+from judges.transcript_verify import verify_transcript
+from judges.transcripts import read_rows
 
 
 def _cfg(faults=(), rate=1.0, **kw) -> JudgeConfig:
@@ -97,7 +99,7 @@ def test_api_key_comes_from_env_and_is_never_written(tmp_path, pair_items, monke
             assert secret not in path.read_text(encoding="utf-8"), path
     assert secret not in caplog.text
     monkeypatch.delenv("MEDALIGN_TEST_JUDGE_KEY")
-    with pytest.raises(RuntimeError, match="MEDALIGN_TEST_JUDGE_KEY"):
+    with pytest.raises(JudgeSetupError, match="MEDALIGN_TEST_JUDGE_KEY"):
         judge_pairs(pair_items(1), cfg, tmp_path / "other")
 
 
@@ -107,3 +109,62 @@ def test_run_log_records_each_run(tmp_path, pair_items):
     runs = [json.loads(line) for line in (tmp_path / "judge_runs.jsonl").read_text().splitlines()]
     assert [r["api_calls"] for r in runs] == [4, 0]
     assert [r["already_done"] for r in runs] == [0, 4]
+
+
+def test_a_key_echoed_inside_a_completion_is_masked_in_everything_written(tmp_path, pair_items):
+    import asyncio
+
+    from judges.api import plan_judgments
+    from judges.budget import Budget
+    from judges.cache import CompletionCache
+    from judges.client import Completion
+    from judges.engine import EngineContext, run_judgments
+    from judges.templates import load_template
+    from judges.transcripts import TranscriptStore
+
+    secret = "sk-echoed-0123456789abcdefXYZ"
+
+    class EchoingJudge:                    # a server that repeats the caller's key
+        name = "rubric"
+
+        async def complete(self, messages):
+            return Completion(f"Your key {secret} works.\nRating A: 8; Rating B: 3", "stop", 10, 5,
+                              [{"token": secret, "logprob": 0.0, "top_logprobs": []}])
+
+        async def aclose(self):
+            pass
+
+    cfg = JudgeConfig()
+    spec = load_template(cfg.template)
+    judgments, _ = plan_judgments(pair_items(1), cfg, spec)
+    store = TranscriptStore.open(tmp_path / "transcripts.jsonl", secrets=(secret,))
+    cache = CompletionCache(tmp_path / "cache")
+    ctx = EngineContext(cfg, spec, store, cache, Budget(cfg.budget, cfg.price, free=True), "run",
+                        secrets=(secret,))
+    asyncio.run(run_judgments(judgments, EchoingJudge(), ctx))
+    store.close()
+    cache.close()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(encoding="utf-8"), path
+    for row in _rows(tmp_path):
+        assert row["status"] == "ok" and "*" * len(secret) in row["completion"]
+        assert row["completion"][slice(*row["span"])] == "Rating A: 8; Rating B: 3"
+    assert verify_transcript(tmp_path / "transcripts.jsonl").complete
+
+
+def test_a_keyed_transcript_from_a_judge_run(tmp_path, pair_items, monkeypatch):
+    key = "transcript-key-0123456789abcdef0123"
+    monkeypatch.setenv("MEDALIGN_TEST_CHAIN_KEY", key)
+    cfg = _cfg(transcript_key_env="MEDALIGN_TEST_CHAIN_KEY")
+    judge_pairs(pair_items(2), cfg, tmp_path)
+    rows = _rows(tmp_path)
+    assert {r["chain"] for r in rows} == {"hmac-sha256"}
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert key not in path.read_text(encoding="utf-8"), path
+    assert verify_transcript(tmp_path / "transcripts.jsonl", key=key.encode()).complete
+    assert not verify_transcript(tmp_path / "transcripts.jsonl").complete
+    monkeypatch.delenv("MEDALIGN_TEST_CHAIN_KEY")
+    with pytest.raises(JudgeSetupError, match="transcript_key_env"):
+        judge_pairs(pair_items(2), cfg, tmp_path)

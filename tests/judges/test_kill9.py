@@ -14,7 +14,8 @@ import pytest
 
 from judges.api import judge_pairs_multi
 from judges.config import JudgeConfig, LocalServerOptions
-from judges.transcripts import read_rows, verify_transcript
+from judges.transcript_verify import verify_transcript
+from judges.transcripts import read_rows
 
 SCRIPT = """
 import json, sys

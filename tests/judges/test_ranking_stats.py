@@ -9,8 +9,8 @@ import pytest
 
 from judges.api import Comparison, PairItem, PairResult, assemble
 from judges.engine import Judgment
-from judges.ranking import (comparison_counts, dense_ranks, extract_pairs, response_scores,
-                            source_ranks)
+from judges.ranking import (comparison_counts, dense_ranks, exclusion, extract_pairs,
+                            response_evidence, response_scores, source_ranks)
 from judges.stats import (average_ranks, bootstrap_ci, cohen_kappa, krippendorff_alpha, pearson,
                           spearman)
 
@@ -62,17 +62,27 @@ def test_both_orders_assembly_and_scores():
     assert r.status == "not_run" and r.score_a is None
 
 
-def test_response_scores_use_only_ok_comparisons():
+def test_response_scores_use_only_reward_comparisons():
     def result(a, b, comps):
         return PairResult(PairItem("p", [], "q", None, a, "", b, ""), "ok", None, None, None, [],
                           comparisons=comps)
-    results = [
-        result("x", "y", [Comparison("1", "ab", 0, "ok", 8.0, 2.0),
-                          Comparison("2", "ba", 0, "api_error", None, None)]),
-        result("x", "z", [Comparison("3", "ab", 0, "ok", 6.0, 6.0)]),
-    ]
-    assert response_scores(results) == {"x": 7.0, "y": 2.0, "z": 6.0}
-    assert comparison_counts(results) == {"x": 2, "y": 1, "z": 1}
+    half = result("x", "y", [Comparison("1", "ab", 0, "ok", 8.0, 2.0),
+                             Comparison("2", "ba", 0, "api_error", None, None)])
+    whole = result("x", "z", [Comparison("3", "ab", 0, "ok", 6.0, 6.0),
+                              Comparison("4", "ba", 0, "ok", 4.0, 5.0)])
+    flagged = result("w", "z", [Comparison("5", "ab", 0, "ok", 1.0, 10.0, ["parroted_candidate"]),
+                                Comparison("6", "ba", 0, "ok", 3.0, 7.0)])
+    results = [half, whole, flagged]
+    # by default only pairs with every order ok and no flag count
+    assert [exclusion(r) for r in results] == ["half_judged", None, "flagged"]
+    assert response_scores(results) == {"x": 5.0, "z": 5.5}
+    assert comparison_counts(results) == {"x": 2, "z": 2}
+    evidence = response_evidence(results)
+    assert evidence["x"].judgment_ids == ["3", "4"]
+    # configurable: the ok order of a half-judged pair, and the unflagged order of a flagged one
+    loose = response_scores(results, require_both_orders=False)
+    assert loose == {"x": pytest.approx(6.0), "y": 2.0, "z": pytest.approx(6.0), "w": 3.0}
+    assert response_scores(results, exclude_flagged=False)["w"] == 2.0
 
 
 def test_cohen_kappa_by_hand():

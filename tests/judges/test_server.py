@@ -79,3 +79,34 @@ def test_no_api_key_reaches_the_server_log(capfd, cases):
         client.chat.completions.create(model=MODEL, messages=messages)
     out, err = capfd.readouterr()
     assert secret not in out and secret not in err
+
+
+def test_a_non_loopback_server_needs_a_key_and_rejects_calls_without_it(tmp_path, cases,
+                                                                        monkeypatch, pair_items):
+    from judges.api import judge_pairs
+    from judges.config import JudgeConfig
+    from judges.errors import JudgeSetupError
+    from judges.server import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3") and not is_loopback("node7")
+    with pytest.raises(JudgeSetupError, match="--api-key-env"):
+        with running_server(host="0.0.0.0"):
+            pass
+    key = "cluster-judge-key-0123456789"
+    _, messages = _messages("huatuo_pairwise", cases(1)[0])
+    with running_server(host="0.0.0.0", api_key=key) as url:
+        for wrong in ("EMPTY", key + "x"):
+            client = openai.OpenAI(base_url=url, api_key=wrong, max_retries=0)
+            with pytest.raises(openai.AuthenticationError):
+                client.models.list()
+            with pytest.raises(openai.AuthenticationError):
+                client.chat.completions.create(model=MODEL, messages=messages)
+        client = openai.OpenAI(base_url=url, api_key=key, max_retries=0)
+        assert [m.id for m in client.models.list()] == [MODEL]
+        # a worker's judge with the key in its environment works; without it, one api_error
+        monkeypatch.setenv("MEDALIGN_TEST_CLUSTER_KEY", key)
+        cfg = JudgeConfig(name="remote", base_url=url, api_key_env="MEDALIGN_TEST_CLUSTER_KEY")
+        assert [r.status for r in judge_pairs(pair_items(2), cfg, tmp_path / "ok")] == ["ok", "ok"]
+        bad = judge_pairs(pair_items(1), cfg.model_copy(update={"api_key_env": None}), tmp_path / "no")
+        assert bad[0].status == "api_error"

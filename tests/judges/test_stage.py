@@ -10,7 +10,8 @@ import pytest
 from judges import stage
 from judges.config import JudgeConfig, LocalServerOptions
 from judges.pipeline import RankingConfig, pairs_to_judge
-from judges.transcripts import read_rows, verify_transcript
+from judges.transcript_verify import verify_transcript
+from judges.transcripts import read_rows
 from medalign.stage import StageContext
 
 BAD_ROWS = [
