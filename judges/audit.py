@@ -31,7 +31,7 @@ from judges.transcripts import latest_rows, read_rows, row_pair_id
 
 def _pair_diffs(rows: list[dict]) -> dict[tuple, float]:
     """Unit (prompt_id, x, y) with x < y -> mean score(x) - score(y) for one judge."""
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = [r for r in rows if r["status"] == "ok" and r.get("scores")]   # ratings only
     diffs: dict[tuple, list[float]] = defaultdict(list)
     singles: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in ok:
@@ -99,7 +99,7 @@ def length_correlation(rows: list[dict]) -> tuple[float | None, int]:
 def histogram(rows: list[dict]) -> dict[str, int]:
     counts = Counter()
     for r in rows:
-        if r["status"] == "ok":
+        if r["status"] == "ok" and r.get("scores"):      # a patient's turn has no score
             for v in r["scores"].values():
                 counts[f"{v:g}"] += 1
     return dict(sorted(counts.items(), key=lambda kv: float(kv[0])))

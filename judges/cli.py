@@ -75,7 +75,11 @@ def _register_judge(subparsers: argparse._SubParsersAction) -> None:
                                    "against the doctor's standard answer. It binds 127.0.0.1 "
                                    "unless --host says otherwise; bound to any other address it "
                                    "needs --api-key-env and rejects calls without that key (401). "
-                                   "Point any OpenAI client at http://HOST:PORT/v1.")
+                                   "Point any OpenAI client at http://HOST:PORT/v1. Besides the "
+                                   "rubric it serves two deterministic models for evaluation: "
+                                   "medalign-patient (a simulated patient that answers from the "
+                                   "case card in its prompt) and medalign-grader (grades the demo "
+                                   "world's HealthBench-format rubric criteria).")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; e.g. 0.0.0.0 for cluster workers, "
@@ -83,7 +87,8 @@ def _register_judge(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key-env", metavar="VAR",
                    help="environment variable holding the key every request must send "
                         "(Authorization: Bearer KEY)")
-    p.add_argument("--model", default="medalign-rubric-v2", help="model id to answer to")
+    p.add_argument("--model", default="medalign-rubric-v2",
+                   help="model id of the rubric (default medalign-rubric-v2)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="injected delay per request")
     p.add_argument("--faults", default="", help=f"comma-separated fault modes: {', '.join(FAULTS)}")
     p.add_argument("--fault-rate", type=float, default=0.0, help="probability of a fault per request")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from judges.budget import Budget, estimate_tokens
@@ -64,6 +65,10 @@ class EngineContext:
     progress: bool = False
     bar_position: int = 0                 # terminal line of this judge's progress bar
     secrets: tuple[str, ...] = ()         # values masked in everything written (API keys)
+    # reads a completion (text, finish_reason) into a Parsed; None: the template's rating parser.
+    # Callers whose replies are not ratings (a simulated patient, a rubric-criterion grader)
+    # pass their own, so they still get the cache, budget, retries and transcript of the engine.
+    parse: Callable[[str | None, str | None], Parsed] | None = None
     # the same in every row of the run: computed once, not per call (a template hash is a
     # model dump + sha256, ~70 us; a run writes hundreds of rows a second)
     row_constants: dict = field(init=False)
@@ -155,7 +160,7 @@ async def _judge_one(j: Judgment, judge: Judge, ctx: EngineContext, stats: RunSt
                                 prompt_tokens=cached.get("prompt_tokens"),
                                 completion_tokens=cached.get("completion_tokens"),
                                 logprobs=cached.get("logprobs"), model=cached.get("model"))
-        parsed = parse_completion(ctx.spec, completion.text, completion.finish_reason)
+        parsed = _parse(ctx, completion)
         _write(j, ctx, stats, completion, parsed, None, cache_hit=True, cost=0.0)
         stats.cache_hits += 1
         return
@@ -180,7 +185,7 @@ async def _judge_one(j: Judgment, judge: Judge, ctx: EngineContext, stats: RunSt
     if completion.refusal and not completion.text:
         parsed = Parsed("refused", error="the judge declined: " + completion.refusal[:160])
     else:
-        parsed = parse_completion(ctx.spec, completion.text, completion.finish_reason)
+        parsed = _parse(ctx, completion)
     row = _write(j, ctx, stats, completion, parsed, None, cache_hit=False, cost=cost)
     if parsed.status == "ok":
         text = mask_secrets(completion.text, ctx.secrets)
@@ -192,6 +197,12 @@ async def _judge_one(j: Judgment, judge: Judge, ctx: EngineContext, stats: RunSt
             "logprobs": completion.logprobs if text == completion.text else None,
             "model": completion.model, "judgment_id": j.judgment_id,
             "timestamp": row["timestamp"]})
+
+
+def _parse(ctx: EngineContext, completion: Completion) -> Parsed:
+    if ctx.parse is not None:
+        return ctx.parse(completion.text, completion.finish_reason)
+    return parse_completion(ctx.spec, completion.text, completion.finish_reason)
 
 
 def _write(j: Judgment, ctx: EngineContext, stats: RunStats, completion: Completion,

@@ -63,6 +63,11 @@ class Parsed:
     statement: str | None = None           # the statement read, as written
 
 
+def looks_like_refusal(text: str) -> bool:
+    """True when a reply reads as the judge declining (the ``refused`` rule of this module)."""
+    return bool(_REFUSAL.search(text))
+
+
 def paragraphs(text: str) -> list[tuple[int, int]]:
     """[start, end) of every non-blank paragraph of ``text`` (blank lines separate them)."""
     out, start = [], 0
@@ -108,7 +113,7 @@ def parse_completion(spec: TemplateSpec, text: str | None, finish_reason: str | 
         return Parsed("parse_error", error="truncated: the reply hit max_tokens before it ended")
     found = closing_statements(spec, text)
     if not found:
-        if _REFUSAL.search(text):
+        if looks_like_refusal(text):
             return Parsed("refused", error="the judge declined: " + text.strip()[:160])
         tail = text.rstrip()[-120:].split("\n")[-1]
         where = ("a statement appears earlier in the reply, not in its closing paragraph"

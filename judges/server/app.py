@@ -1,5 +1,10 @@
 """The local judge server: an OpenAI-compatible HTTP API whose model is the rubric.
 
+Besides the rubric (``LocalServerOptions.model``) it serves the models of :data:`MODELS`: the
+simulated patient ``medalign-patient`` (:mod:`judges.server.patient`) and the rubric-criterion
+grader ``medalign-grader`` (:mod:`judges.server.criteria`), both deterministic. Faults are
+injected into their requests as into the rubric's.
+
 Routes: ``GET /v1/models``, ``POST /v1/chat/completions`` and ``GET /v1/medalign/stats`` (request
 and fault counters, for tests). Without an API key it never reads the ``Authorization`` header;
 with one (``medalign judge serve --api-key-env VAR``) every request must carry ``Authorization:
@@ -43,12 +48,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from judges.config import LocalServerOptions
+from judges.server import criteria, patient
 from judges.server.prompt_parse import PromptNotUnderstood, parse_prompt
 from judges.server.replies import compose, count_tokens, logprobs_content, tokens
 from judges.server.rubric import warm_up
 from judges.statements import find_statements
 
 REFUSAL = "I'm sorry, but I can't help with rating answers to medical questions."
+# models served besides the rubric (whose name is LocalServerOptions.model):
+# name -> (messages, seed) -> completion text, raising PromptNotUnderstood on a prompt it cannot read
+MODELS = {patient.MODEL: patient.answer, criteria.MODEL: criteria.answer}
 
 
 @dataclass
@@ -142,8 +151,9 @@ class JudgeApp:
                 return
             reply = await self._chat(body)
         elif path == "/v1/models" and method == "GET":
-            reply = _json({"object": "list", "data": [{"id": self.options.model, "object": "model",
-                                                       "created": 0, "owned_by": "medalign"}]})
+            reply = _json({"object": "list", "data": [
+                {"id": name, "object": "model", "created": 0, "owned_by": "medalign"}
+                for name in (self.options.model, *MODELS)]})
         elif path == "/v1/medalign/stats" and method == "GET":
             reply = _json(dict(self.counters))
         elif path in ("/v1/chat/completions", "/v1/models", "/v1/medalign/stats"):
@@ -160,9 +170,10 @@ class JudgeApp:
             messages = body["messages"]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
             return _error(400, "request body must be JSON with 'messages'", "invalid_request_error")
-        if body.get("model") != options.model:
+        if body.get("model") != options.model and body.get("model") not in MODELS:
             return _error(404, f"model {body.get('model')!r} not found; this server serves "
-                               f"{options.model!r}", "invalid_request_error", "model_not_found")
+                               f"{[options.model, *MODELS]}", "invalid_request_error",
+                          "model_not_found")
         if options.latency_ms > 0:
             await asyncio.sleep(options.latency_ms / 1000.0)
         fault = None
@@ -172,6 +183,8 @@ class JudgeApp:
         early = await self._early_fault(fault)
         if early is not None:
             return early
+        if body["model"] in MODELS:
+            return self._other_model(body, messages, fault)
         try:
             prompt = parse_prompt(messages)
         except PromptNotUnderstood as e:
@@ -183,6 +196,16 @@ class JudgeApp:
             text = _obey_injection(prompt, text)
         counters["answered"] += 1
         return _completion_response(body, messages, text, soft, prompt.kind, fault)
+
+    def _other_model(self, body: dict, messages: list, fault: str | None) -> Reply:
+        """A reply of a model in :data:`MODELS` (the patient, the criterion grader)."""
+        try:
+            text = MODELS[body["model"]](messages, body.get("seed"))
+        except PromptNotUnderstood as e:
+            self.counters["not_understood"] += 1
+            return _error(400, f"{body['model']} cannot read this prompt: {e}", "invalid_request_error")
+        self.counters["answered"] += 1
+        return _completion_response(body, messages, text, {}, "text", fault)
 
     async def _early_fault(self, fault: str | None) -> Reply | None:
         """Faults that replace the whole response; None means go on to answer."""

@@ -66,6 +66,27 @@ def _validate_injection_patterns(path: Path) -> None:
     load_config(path, InjectionPatterns)
 
 
+def _validate_server_table(path: Path) -> None:
+    from judges.server.criteria import DemoCriteria
+    from judges.server.patient import PatientTopics
+    from medalign.config import load_config
+
+    schemas = {"patient_topics.yaml": PatientTopics, "demo_criteria.yaml": DemoCriteria}
+    assert path.name in schemas, f"{path}: not a table judges/server loads"
+    load_config(path, schemas[path.name])
+
+
+def _validate_evaluation_file(path: Path) -> None:
+    from alignment.evaluation.healthbench_grader import GraderTemplate
+    from alignment.evaluation.patient import PatientBackground, PatientTemplate
+    from medalign.config import load_config
+
+    schemas = {"patient.yaml": PatientTemplate, "healthbench_grader.yaml": GraderTemplate,
+               "patient_background.yaml": PatientBackground}
+    assert path.name in schemas, f"{path}: not a file alignment/evaluation loads"
+    load_config(path, schemas[path.name])
+
+
 VALIDATORS = {
     "jobs": _validate_job,
     "data_recipes/synthetic/data": _validate_world_table,
@@ -73,6 +94,9 @@ VALIDATORS = {
     "data_recipes/recipes": _validate_recipe,
     "judges/prompts": _validate_template,
     "alignment/capacity": _validate_capacity_table,
+    "judges/server": _validate_server_table,
+    "alignment/evaluation/prompts": _validate_evaluation_file,
+    "alignment/evaluation/data": _validate_evaluation_file,
 }
 NOT_CONFIG = {"environment.yml"}      # conda's file, checked against pyproject below
 

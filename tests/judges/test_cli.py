@@ -118,7 +118,7 @@ def test_judge_serve_command(tmp_path):
             except openai.APIConnectionError:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
                 time.sleep(0.2)
-        assert models == ["medalign-rubric-v2"]
+        assert models == ["medalign-rubric-v2", "medalign-patient", "medalign-grader"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -144,7 +144,8 @@ def test_judge_serve_on_all_interfaces_requires_the_key(tmp_path):
         deadline = time.monotonic() + 60
         while True:
             try:
-                assert [m.id for m in good.models.list()] == ["medalign-rubric-v2"]
+                assert [m.id for m in good.models.list()] == ["medalign-rubric-v2", "medalign-patient",
+                                                                "medalign-grader"]
                 break
             except openai.APIConnectionError:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()

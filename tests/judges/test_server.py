@@ -22,7 +22,7 @@ def _messages(template: str, case: dict, a: str = "hybrid", b: str = "weak"):
 
 def test_models_and_chat_with_the_openai_client(server_url, cases):
     client = openai.OpenAI(base_url=server_url, api_key="EMPTY", max_retries=0)
-    assert [m.id for m in client.models.list()] == [MODEL]
+    assert [m.id for m in client.models.list()] == [MODEL, "medalign-patient", "medalign-grader"]
     for case in cases(2):                                  # one zh, one en
         for template in ("huatuo_pairwise", "verdict_pairwise", "single_rubric"):
             spec, messages = _messages(template, case)
@@ -103,7 +103,7 @@ def test_a_non_loopback_server_needs_a_key_and_rejects_calls_without_it(tmp_path
             with pytest.raises(openai.AuthenticationError):
                 client.chat.completions.create(model=MODEL, messages=messages)
         client = openai.OpenAI(base_url=url, api_key=key, max_retries=0)
-        assert [m.id for m in client.models.list()] == [MODEL]
+        assert [m.id for m in client.models.list()] == [MODEL, "medalign-patient", "medalign-grader"]
         # a worker's judge with the key in its environment works; without it, one api_error
         monkeypatch.setenv("MEDALIGN_TEST_CLUSTER_KEY", key)
         cfg = JudgeConfig(name="remote", base_url=url, api_key_env="MEDALIGN_TEST_CLUSTER_KEY")

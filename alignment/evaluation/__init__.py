@@ -1,0 +1,1 @@
+"""Evaluation: clinical ground truth, referees, multi-turn with a simulated patient, rubrics."""
