@@ -50,6 +50,7 @@ class Completion:
     logprobs: list[dict] | None           # choices[0].logprobs.content as plain dicts
     refusal: str | None = None            # message.refusal when the API sets it
     model: str | None = None              # model name the endpoint reports
+    system_fingerprint: str | None = None  # the backend configuration the endpoint reports
     attempts: list[dict] = field(default_factory=list)
     latency_s: float = 0.0                # wall time of all attempts and waits
 
@@ -277,7 +278,8 @@ def completion_from_json(data) -> Completion:
     return Completion(
         text=message.get("content"), finish_reason=choice.get("finish_reason"),
         prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
-        logprobs=logprobs, refusal=message.get("refusal"), model=data.get("model"))
+        logprobs=logprobs, refusal=message.get("refusal"), model=data.get("model"),
+        system_fingerprint=data.get("system_fingerprint"))
 
 
 class _EmptyChoices(Exception):
