@@ -122,7 +122,7 @@ async def _generate_all(spec: EndpointSpec, base_url: str, key: str | None, mode
         seed = None if greedy else request_seed(request.seed, i, j)
         body = {**params, **({} if seed is None else {"seed": seed})}
         ck = _cache_key(identity, model, messages, params, seed)
-        hit = cache.get(ck) if cache else None
+        hit = cache.get(ck) if cache is not None else None
         if hit is None:
             reservation = budget.try_reserve(estimate_tokens(messages), request.sampling.max_new_tokens)
             if reservation is None:
@@ -139,7 +139,7 @@ async def _generate_all(spec: EndpointSpec, base_url: str, key: str | None, mode
             hit = {"text": reply.text or "", "finish_reason": reply.finish_reason,
                    "completion_tokens": reply.completion_tokens, "model": reply.model,
                    "fingerprint": reply.system_fingerprint}
-            if cache:
+            if cache is not None:
                 cache.put(ck, hit)
         answers[(i, j)] = hit
         if bar is not None:
@@ -154,7 +154,7 @@ async def _generate_all(spec: EndpointSpec, base_url: str, key: str | None, mode
         await asyncio.gather(*(worker() for _ in range(min(spec.concurrency, len(jobs)) or 1)))
     finally:
         await client.aclose()
-        if cache:
+        if cache is not None:
             cache.close()
         if bar is not None:
             bar.close()
