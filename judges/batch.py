@@ -69,9 +69,12 @@ async def run_batch_judgments(judgments: list[Judgment], judge: OpenAIJudge, ctx
             todo.append(j)
     by_id = {j.judgment_id: j for j in todo}
     path = state_path(store_dir, ctx.cfg.name)
-    batches = [b for b in _load_state(path) if not b.get("collected")]
+    history = _load_state(path)           # every batch of this store, collected ones kept
     api = _BatchApi(judge)
-    batches = [b for b in batches if await api.known(b)]
+    for b in history:
+        if not b.get("collected") and not await api.known(b):
+            b.update(collected=True, status="unknown to the provider: sent again")
+    batches = [b for b in history if not b.get("collected")]
     out = {jid for b in batches for jid in b["judgment_ids"]}
     reservations = {}
     for j in todo:
@@ -86,18 +89,21 @@ async def run_batch_judgments(judgments: list[Judgment], judge: OpenAIJudge, ctx
     for i in range(0, len(fresh), ctx.cfg.batch.max_requests):
         chunk = fresh[i: i + ctx.cfg.batch.max_requests]
         try:
-            batches.append(await api.submit(chunk, judge.params, ctx))
+            entry = await api.submit(chunk, judge.params, ctx)
         except api.errors as e:           # refused (e.g. 400): every request of it is an api_error
             _refused(chunk, e, reservations, ctx, stats)
             continue
-        _save_state(path, batches)
-    await _poll_and_collect(batches, api, by_id, reservations, ctx, stats, path)
+        batches.append(entry)
+        history.append(entry)
+        _save_state(path, history)
+    await _poll_and_collect(batches, history, api, by_id, reservations, ctx, stats, path)
     finish_stats(stats, ctx, start)
     return stats
 
 
-async def _poll_and_collect(batches: list[dict], api: "_BatchApi", by_id: dict[str, Judgment],
-                            reservations: dict, ctx: EngineContext, stats: RunStats, path: Path) -> None:
+async def _poll_and_collect(batches: list[dict], history: list[dict], api: "_BatchApi",
+                            by_id: dict[str, Judgment], reservations: dict, ctx: EngineContext,
+                            stats: RunStats, path: Path) -> None:
     """Poll until every batch ended (or ``max_wait_s``); map each ended batch's results."""
     cfg = ctx.cfg.batch
     deadline = None if cfg.max_wait_s is None else time.monotonic() + cfg.max_wait_s
@@ -111,7 +117,7 @@ async def _poll_and_collect(batches: list[dict], api: "_BatchApi", by_id: dict[s
                 await _collect(b, remote, api, by_id, reservations, ctx, stats)
                 b["collected"] = True
                 waiting.remove(b)
-                _save_state(path, batches)
+                _save_state(path, history)
                 if bar is not None:
                     bar.update(len(b["judgment_ids"]))
         if not waiting or (deadline is not None and time.monotonic() >= deadline):

@@ -127,7 +127,10 @@ def _run(args: argparse.Namespace) -> int:
         raise JudgeSetupError(f"{cfg.input.path}: no usable rows to judge")
     if args.dry_run:
         for row in estimate(tuples, cfg):
-            cost = "unknown (no price)" if row["cost_max"] is None else f"<= {row['cost_max']:.4f}"
+            cost = "unknown (no price)" if row["cost_max"] is None else f"<= {row['cost_max']:.4f} online"
+            if row["cost_max_batch"] is not None:
+                cost += f", <= {row['cost_max_batch']:.4f} batch"
+            cost += f" (mode {row['mode']})"
             print(f"judge {row['judge']} ({row['model']} @ {row['endpoint']}, {row['template']}): "
                   f"{row['judgments']} judgments, {row['already_ok']} already ok, "
                   f"{row['cached']} cached -> {row['calls']} calls, ~{row['prompt_tokens_est']} "
