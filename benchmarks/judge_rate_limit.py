@@ -27,8 +27,6 @@ import contextlib
 import json
 import math
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,32 +34,14 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from judge_throughput import make_items  # noqa: E402  (the same distinct synthetic pairs)
+from judge_throughput import make_items, process_server  # noqa: E402  (the same pairs and server)
 
 
 @contextlib.contextmanager
 def limited_server(rpm: float, tpm: float, window_s: float):
     """``medalign judge serve`` with a rate limit, in its own process; yields its base URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "medalign.cli", "judge", "serve", "--port", str(port),
-                             "--rpm", str(rpm), "--tpm", str(tpm), "--rate-window-s", str(window_s)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("judge server did not start: " + proc.stderr.read().decode())
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with process_server(extra_args=("--rpm", str(rpm), "--tpm", str(tpm), "--rate-window-s", str(window_s))) as (url, _):
+        yield url
 
 
 def call_charge(items, cfg) -> float:
