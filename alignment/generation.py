@@ -119,20 +119,35 @@ def generate_tokens(model, tokenizer, prompts: list[list[dict]], spec: SamplingS
                       response_ids=response, response_mask=response_mask, finished=finished)
 
 
+def plan_batches(prompts: list[list[dict]], batch_size: int) -> list[list[int]]:
+    """Prompt indices of each generate call: sorted by length (less padding), ``batch_size`` a
+    call. Batch ``b`` is sampled with seed ``seed + b``; a backend that spreads the batches over
+    replicas (``jobs/ray_generation.py``) keeps both, so it samples exactly what one process does."""
+    order = sorted(range(len(prompts)), key=lambda i: len(str(prompts[i])))
+    return [order[start: start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def generate_batch(model, tokenizer, prompts: list[list[dict]], spec: SamplingSpec, k: int,
+                   seed: int) -> list[list[Generation]]:
+    """``k`` decoded samples for each prompt of ONE generate call, in order."""
+    batch = generate_tokens(model, tokenizer, prompts, spec, k=k, seed=seed)
+    lengths = batch.response_mask.sum(dim=1).tolist()
+    texts = tokenizer.batch_decode(batch.response_ids, skip_special_tokens=True)
+    out: list[list[Generation]] = [[] for _ in prompts]
+    for row, (text, n, fin) in enumerate(zip(texts, lengths, batch.finished.tolist())):
+        out[row // k].append(Generation(text=text.strip(), n_tokens=int(n), finished=bool(fin)))
+    return out
+
+
 def generate_responses(model, tokenizer, prompts: list[list[dict]], spec: SamplingSpec, k: int = 1,
                        seed: int = 0, progress: bool = False, desc: str = "generating"
                        ) -> list[list[Generation]]:
     """``k`` decoded samples for each prompt, in input order; see the module docstring."""
     from tqdm.auto import tqdm
 
-    order = sorted(range(len(prompts)), key=lambda i: len(str(prompts[i])))
     results: list[list[Generation]] = [[] for _ in prompts]
-    starts = range(0, len(order), spec.batch_size)
-    for b, start in enumerate(tqdm(starts, desc=desc, disable=not progress, unit="batch")):
-        idx = order[start: start + spec.batch_size]
-        batch = generate_tokens(model, tokenizer, [prompts[i] for i in idx], spec, k=k, seed=seed + b)
-        lengths = batch.response_mask.sum(dim=1).tolist()
-        texts = tokenizer.batch_decode(batch.response_ids, skip_special_tokens=True)
-        for row, (text, n, fin) in enumerate(zip(texts, lengths, batch.finished.tolist())):
-            results[idx[row // k]].append(Generation(text=text.strip(), n_tokens=int(n), finished=bool(fin)))
+    batches = plan_batches(prompts, spec.batch_size)
+    for b, idx in enumerate(tqdm(batches, desc=desc, disable=not progress, unit="batch")):
+        for i, gens in zip(idx, generate_batch(model, tokenizer, [prompts[i] for i in idx], spec, k, seed + b)):
+            results[i] = gens
     return results

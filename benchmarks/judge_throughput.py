@@ -54,12 +54,14 @@ def process_cpu_s(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def process_server(latency_ms: float):
+def process_server(latency_ms: float = 0.0, extra_args: tuple[str, ...] = ()):
+    """``medalign judge serve`` in its own process (``extra_args``: more of its flags); yields
+    (base URL, pid)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "medalign.cli", "judge", "serve", "--port",
-                             str(port), "--latency-ms", str(latency_ms)],
+                             str(port), "--latency-ms", str(latency_ms), *extra_args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/v1"
     try:

@@ -55,6 +55,8 @@ def _quiet_default_token_notice() -> None:
 
 
 def _run_stage(run: StageRun, ctx: StageContext) -> dict:
+    from jobs.ray_generation import register
+    register()                            # generation.backend: ray_actors, in this worker
     return execute_stage(run, ctx)
 
 

@@ -290,9 +290,9 @@ async def ajudge_pairs_multi(items: list[PairItem], cfgs: list[JudgeConfig], sto
                 url = urls[cfg.local.model_dump_json()] if cfg.is_local else cfg.base_url
                 judge = OpenAIJudge(cfg, url, keys[i], seed=i)
                 ctx = EngineContext(cfg, spec, store, cache,
-                                    Budget(cfg.budget, cfg.price, free=cfg.is_local), run_id,
-                                    progress, bar_position=i, secrets=secrets)
-                coros.append(_run_and_close(unique, judge, ctx))
+                                    Budget(cfg.budget, cfg.price.for_mode(cfg.mode), free=cfg.is_local),
+                                    run_id, progress, bar_position=i, secrets=secrets)
+                coros.append(_run_and_close(unique, judge, ctx, store_dir))
             stats = list(await asyncio.gather(*coros))
         finally:
             for cache in caches.values():
@@ -304,8 +304,12 @@ async def ajudge_pairs_multi(items: list[PairItem], cfgs: list[JudgeConfig], sto
     return results, stats
 
 
-async def _run_and_close(judgments: list[Judgment], judge: OpenAIJudge, ctx: EngineContext) -> RunStats:
+async def _run_and_close(judgments: list[Judgment], judge: OpenAIJudge, ctx: EngineContext,
+                         store_dir: Path) -> RunStats:
     try:
+        if ctx.cfg.mode == "batch":
+            from judges.batch import run_batch_judgments
+            return await run_batch_judgments(judgments, judge, ctx, store_dir)
         return await run_judgments(judgments, judge, ctx)
     finally:
         await judge.aclose()

@@ -70,6 +70,11 @@ class Budget:
         self._res_cost += cost
         return tokens, cost
 
+    def spend(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+        """Count a call that an earlier run reserved (a batch it started and this run collects)."""
+        self._res_calls += 1
+        return self.settle((0, 0.0), prompt_tokens, completion_tokens)
+
     def settle(self, reservation: tuple[int, float], prompt_tokens: int | None,
                completion_tokens: int | None) -> float | None:
         """Replace a reservation by what the call used. Returns the call's cost."""

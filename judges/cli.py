@@ -99,6 +99,15 @@ def _register_judge(subparsers: argparse._SubParsersAction) -> None:
                    help="points added to the response in position A (to test the audit)")
     p.add_argument("--noise-std", type=float, default=0.0, help="gaussian noise on ratings (points)")
     p.add_argument("--noise-seed", type=int, default=0, help="seed of the noise")
+    p.add_argument("--rpm", type=float, default=None, metavar="N",
+                   help="rate limit: chat calls per minute (429 past it, x-ratelimit-* headers)")
+    p.add_argument("--tpm", type=float, default=None, metavar="N",
+                   help="rate limit: tokens per minute (prompt + max_tokens of each call)")
+    p.add_argument("--rate-window-s", type=float, default=60.0, metavar="S",
+                   help="the rate limit's burst: S seconds' worth of quota (default 60, a whole "
+                        "minute like OpenAI; smaller shows the steady rate sooner)")
+    p.add_argument("--batch-min-s", type=float, default=0.0, metavar="S",
+                   help="a Batch API batch stays in progress at least S seconds")
     p.set_defaults(func=user_errors(_serve))
 
 
@@ -123,7 +132,10 @@ def _run(args: argparse.Namespace) -> int:
         raise JudgeSetupError(f"{cfg.input.path}: no usable rows to judge")
     if args.dry_run:
         for row in estimate(tuples, cfg):
-            cost = "unknown (no price)" if row["cost_max"] is None else f"<= {row['cost_max']:.4f}"
+            cost = "unknown (no price)" if row["cost_max"] is None else f"<= {row['cost_max']:.4f} online"
+            if row["cost_max_batch"] is not None:
+                cost += f", <= {row['cost_max_batch']:.4f} batch"
+            cost += f" (mode {row['mode']})"
             print(f"judge {row['judge']} ({row['model']} @ {row['endpoint']}, {row['template']}): "
                   f"{row['judgments']} judgments, {row['already_ok']} already ok, "
                   f"{row['cached']} cached -> {row['calls']} calls, ~{row['prompt_tokens_est']} "
@@ -159,10 +171,14 @@ def _serve(args: argparse.Namespace) -> int:
                                   "not set: export the key clients must send")
     check_exposure(args.host, api_key)
     need = f", API key from ${args.api_key_env} required" if api_key else ""
+    if args.rpm or args.tpm:
+        need += (f", rate limit {args.rpm or '-'} requests / {args.tpm or '-'} tokens per minute "
+                 f"(burst {args.rate_window_s:g} s)")
     print(f"serving {args.model} on http://{args.host}:{args.port}/v1{need} (Ctrl-C to stop)",
           flush=True)
     serve(port=args.port, host=args.host, api_key=api_key, model=args.model,
           latency_ms=args.latency_ms, faults=faults, fault_rate=args.fault_rate, fault_seed=args.fault_seed, retry_after_s=args.retry_after_s,
           hang_s=args.hang_s, position_bias=args.position_bias, noise_std=args.noise_std,
-          noise_seed=args.noise_seed)
+          noise_seed=args.noise_seed, requests_per_minute=args.rpm, tokens_per_minute=args.tpm,
+          rate_window_s=args.rate_window_s, batch_min_s=args.batch_min_s)
     return 0

@@ -2,7 +2,7 @@
 
 A judge turns chat messages into a :class:`Completion` or raises :class:`CallFailed` after its
 retries. :class:`OpenAIJudge` talks to any OpenAI-compatible endpoint (OpenAI, a vLLM server, the
-local rubric server) through ``openai.AsyncOpenAI``, with:
+local rubric server) through :class:`ChatClient` (``openai.AsyncOpenAI`` underneath), with:
 
 * a per-call timeout (the client's own HTTP timeout, plus an asyncio guard);
 * retries with exponential backoff and jitter for 429, 5xx, timeouts, dropped connections,
@@ -10,6 +10,8 @@ local rubric server) through ``openai.AsyncOpenAI``, with:
   honoured: the next attempt waits at least that long (capped by ``max_retry_after_s``);
 * no retry for other 4xx (bad request, auth): they fail at once;
 * every attempt recorded (error, status, wait) so the transcript row shows the whole story;
+* calls paced to a requests/tokens-per-minute budget and the provider's ``x-ratelimit-*``
+  headers, with adaptive concurrency (:mod:`judges.ratelimit`);
 * one client for all of a judge's calls, on openai's aiohttp transport
   (``openai.DefaultAioHttpClient``), which costs about half the CPU per call of the default
   httpx2 transport (see ``benchmarks/judge_throughput.py``).
@@ -30,7 +32,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from judges.config import JudgeConfig
+from judges.budget import estimate_tokens
+from judges.config import JudgeConfig, RateLimitConfig, RetryConfig
+from judges.ratelimit import RateController
 
 _KEYLIKE = re.compile(r"(sk-|Bearer\s+)[A-Za-z0-9_\-\.]{6,}")
 
@@ -46,6 +50,7 @@ class Completion:
     logprobs: list[dict] | None           # choices[0].logprobs.content as plain dicts
     refusal: str | None = None            # message.refusal when the API sets it
     model: str | None = None              # model name the endpoint reports
+    system_fingerprint: str | None = None  # the backend configuration the endpoint reports
     attempts: list[dict] = field(default_factory=list)
     latency_s: float = 0.0                # wall time of all attempts and waits
 
@@ -97,10 +102,9 @@ def retry_after_seconds(headers) -> float | None:
         return max(0.0, email.utils.mktime_tz(parsed) - time.time())
 
 
-def backoff_delay(attempt: int, cfg: JudgeConfig, rng: random.Random,
+def backoff_delay(attempt: int, r: RetryConfig, rng: random.Random,
                   retry_after: float | None = None) -> float:
     """Wait before attempt ``attempt + 1``: exponential with jitter, at least ``retry_after``."""
-    r = cfg.retry
     base = min(r.backoff_max_s, r.backoff_base_s * (2 ** (attempt - 1)))
     delay = base * (1.0 + r.jitter * rng.uniform(-1.0, 1.0))
     if retry_after is not None:
@@ -108,79 +112,81 @@ def backoff_delay(attempt: int, cfg: JudgeConfig, rng: random.Random,
     return max(0.0, delay)
 
 
-class OpenAIJudge:
-    """A judge behind an OpenAI-compatible ``/v1/chat/completions`` endpoint."""
+class ChatClient:
+    """An OpenAI-compatible ``/v1/chat/completions`` client: retries, Retry-After, and calls paced
+    to the provider's rate limits (:class:`judges.ratelimit.RateController`). The judges and the
+    endpoint generation backend (:mod:`alignment.generation_endpoint`) both use it."""
 
-    def __init__(self, cfg: JudgeConfig, base_url: str, api_key: str | None, seed: int = 0):
+    def __init__(self, base_url: str, api_key: str | None, *, concurrency: int, timeout_s: float,
+                 retry: RetryConfig, rate_limit: RateLimitConfig | None = None, seed: int = 0):
         import httpx2
         import openai
 
-        self.name, self.cfg, self._key = cfg.name, cfg, api_key
+        self._key, self.timeout_s, self.retry = api_key, timeout_s, retry
         # httpx2 logs every request at INFO; a judge run makes thousands of them
         for noisy in ("httpx2", "httpx", "httpcore2"):
             if logging.getLogger(noisy).level == logging.NOTSET:
                 logging.getLogger(noisy).setLevel(logging.WARNING)
-        self._openai = openai
-        limits = httpx2.Limits(max_connections=cfg.concurrency + 8,
-                               max_keepalive_connections=cfg.concurrency + 8)
+        self._openai, self._httpx = openai, httpx2
+        limits = httpx2.Limits(max_connections=concurrency + 8,
+                               max_keepalive_connections=concurrency + 8)
         # One client for every call. Its HTTP transport is aiohttp (openai's own
         # DefaultAioHttpClient): about half the client CPU per call of the default httpx2
         # transport, whose pool also scans every connection on each request.
         # "EMPTY" is the conventional non-key for servers that want none (vLLM, the local one).
-        self.client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "EMPTY", max_retries=0, timeout=cfg.timeout_s,
-            http_client=openai.DefaultAioHttpClient(limits=limits, timeout=cfg.timeout_s))
+        self.openai = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "EMPTY", max_retries=0, timeout=timeout_s,
+            http_client=openai.DefaultAioHttpClient(limits=limits, timeout=timeout_s))
+        self.rate = RateController(rate_limit or RateLimitConfig(adaptive=False), concurrency)
         self._rng = random.Random(seed)
-        self._params = self._request_params()
 
-    def _request_params(self) -> dict:
-        d = self.cfg.decoding
-        params = {"model": self.cfg.model, "temperature": d.temperature, "top_p": d.top_p,
-                  "max_tokens": d.max_tokens}
-        if self.cfg.seed is not None:
-            params["seed"] = self.cfg.seed
-        if d.logprobs:
-            params["logprobs"] = True
-            params["top_logprobs"] = d.top_logprobs
-        return params
-
-    async def complete(self, messages: list[dict]) -> Completion:
+    async def complete(self, messages: list[dict], params: dict, est_prompt_tokens: int = 0) -> Completion:
+        """One chat completion with ``params`` (model, decoding, ...), retried as the module says."""
         attempts: list[dict] = []
         start = time.perf_counter()
-        for attempt in range(1, self.cfg.retry.max_attempts + 1):
+        charge = self.rate.charge(est_prompt_tokens, int(params.get("max_tokens") or 0))
+        for attempt in range(1, self.retry.max_attempts + 1):
+            ticket = await self.rate.acquire(charge)
             t0 = time.perf_counter()
             try:
-                body = await asyncio.wait_for(self._post(messages), timeout=self.cfg.timeout_s + 1.0)
-                out = completion_from_json(body)
+                reply = await asyncio.wait_for(self._post(messages, params), timeout=self.timeout_s + 1.0)
+                out = completion_from_json(_json_body(reply))
+            except Exception as exc:  # classified below; anything unknown is retried
+                error, status, retryable, wait_hint = self._classify(exc)
+                self._after_failure(ticket, exc, status, wait_hint)
+            else:
+                self.rate.on_reply(ticket, reply.headers, est_prompt_tokens, out.prompt_tokens)
+                self.rate.release(ticket)
                 out.attempts = attempts + [{"attempt": attempt, "ok": True,
                                             "latency_s": round(time.perf_counter() - t0, 4)}]
                 out.latency_s = time.perf_counter() - start
                 return out
-            except Exception as exc:  # classified below; anything unknown is retried
-                error, status, retryable, wait_hint = self._classify(exc)
             record = {"attempt": attempt, "ok": False, "error": error, "status_code": status,
                       "latency_s": round(time.perf_counter() - t0, 4)}
-            if not retryable or attempt == self.cfg.retry.max_attempts:
+            if not retryable or attempt == self.retry.max_attempts:
                 attempts.append(record)
                 raise CallFailed(error, attempts, time.perf_counter() - start)
-            record["wait_s"] = round(backoff_delay(attempt, self.cfg, self._rng, wait_hint), 4)
+            record["wait_s"] = round(backoff_delay(attempt, self.retry, self._rng, wait_hint), 4)
             attempts.append(record)
             await asyncio.sleep(record["wait_s"])
         raise AssertionError("unreachable")
 
-    async def _post(self, messages: list[dict]) -> dict:
-        """POST /chat/completions through the client's generic ``post``; returns the JSON body.
+    def _after_failure(self, ticket, exc: Exception, status: int | None, wait_hint: float | None) -> None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        if status == 429:
+            self.rate.on_rate_limited(ticket, headers, wait_hint)
+        self.rate.release(ticket)
+
+    async def _post(self, messages: list[dict], params: dict):
+        """POST /chat/completions through the client's generic ``post``; returns the raw reply
+        (its JSON body is read by :func:`_json_body`, its rate-limit headers by the controller).
 
         The same request as ``chat.completions.create``, minus two per-call costs that matter
         at hundreds of calls a second: the TypedDict transform of the request body (ours is
         plain JSON already) and the pydantic model of the response (we read a few fields).
         HTTP errors still surface as the client's exceptions (RateLimitError, ...)."""
-        text = await self.client.post(
-            "/chat/completions", cast_to=str, body={"messages": messages, **self._params})
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise _Unreadable(f"response body is not JSON ({e.msg} at char {e.pos})") from None
+        return await self.openai.post("/chat/completions", cast_to=self._httpx.Response,
+                                      body={"messages": messages, **params})
 
     def _classify(self, exc: Exception) -> tuple[str, int | None, bool, float | None]:
         """(error text, HTTP status, retryable?, Retry-After seconds)."""
@@ -193,7 +199,7 @@ class OpenAIJudge:
         # (or our own asyncio guard) is a timeout
         if isinstance(exc, (asyncio.TimeoutError, o.APITimeoutError)) and (
                 root is exc or isinstance(root, TimeoutError)):
-            return f"timeout after {self.cfg.timeout_s:g}s", None, True, None
+            return f"timeout after {self.timeout_s:g}s", None, True, None
         if isinstance(exc, o.APIStatusError):
             status = exc.status_code
             retryable = status in (408, 409, 429) or status >= 500
@@ -205,7 +211,44 @@ class OpenAIJudge:
         return scrub(f"{type(exc).__name__}: {exc}"[:500], self._key), None, True, None
 
     async def aclose(self) -> None:
-        await self.client.close()
+        await self.openai.close()
+
+
+class OpenAIJudge:
+    """A judge behind an OpenAI-compatible ``/v1/chat/completions`` endpoint."""
+
+    def __init__(self, cfg: JudgeConfig, base_url: str, api_key: str | None, seed: int = 0):
+        self.name, self.cfg = cfg.name, cfg
+        self.chat = ChatClient(base_url, api_key, concurrency=cfg.concurrency, timeout_s=cfg.timeout_s,
+                               retry=cfg.retry, rate_limit=cfg.rate_limit, seed=seed)
+        self.client = self.chat.openai
+        self.params = judge_request_params(cfg)
+
+    async def complete(self, messages: list[dict]) -> Completion:
+        return await self.chat.complete(messages, self.params, estimate_tokens(messages))
+
+    async def aclose(self) -> None:
+        await self.chat.aclose()
+
+
+def judge_request_params(cfg: JudgeConfig) -> dict:
+    """The request body of a judge call, less its messages (online and batch alike)."""
+    d = cfg.decoding
+    params = {"model": cfg.model, "temperature": d.temperature, "top_p": d.top_p,
+              "max_tokens": d.max_tokens}
+    if cfg.seed is not None:
+        params["seed"] = cfg.seed
+    if d.logprobs:
+        params["logprobs"] = True
+        params["top_logprobs"] = d.top_logprobs
+    return params
+
+
+def _json_body(reply) -> dict:
+    try:
+        return json.loads(reply.content)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise _Unreadable(f"response body is not JSON ({e})") from None
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -235,7 +278,8 @@ def completion_from_json(data) -> Completion:
     return Completion(
         text=message.get("content"), finish_reason=choice.get("finish_reason"),
         prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"),
-        logprobs=logprobs, refusal=message.get("refusal"), model=data.get("model"))
+        logprobs=logprobs, refusal=message.get("refusal"), model=data.get("model"),
+        system_fingerprint=data.get("system_fingerprint"))
 
 
 class _EmptyChoices(Exception):

@@ -56,14 +56,48 @@ class BudgetConfig(StrictModel):
 
 
 class PriceConfig(StrictModel):
-    """Price per million tokens; None = unknown (a cost budget then refuses to run)."""
+    """Price per million tokens; None = unknown (a cost budget then refuses to run). The batch
+    prices apply to ``mode: batch`` (OpenAI's Batch API costs half the online price)."""
 
     input_per_mtok: float | None = Field(None, ge=0.0)   # prompt tokens
     output_per_mtok: float | None = Field(None, ge=0.0)  # completion tokens
+    batch_input_per_mtok: float | None = Field(None, ge=0.0)   # prompt tokens through the Batch API
+    batch_output_per_mtok: float | None = Field(None, ge=0.0)  # completion tokens through the Batch API
 
     @property
     def known(self) -> bool:
         return self.input_per_mtok is not None and self.output_per_mtok is not None
+
+    def for_mode(self, mode: str) -> "PriceConfig":
+        """The prices a call in ``mode`` (online | batch) pays, as an online price table."""
+        if mode == "online":
+            return self
+        return PriceConfig(input_per_mtok=self.batch_input_per_mtok,
+                           output_per_mtok=self.batch_output_per_mtok)
+
+
+class RateLimitConfig(StrictModel):
+    """Stay within a provider's rate limits: pace calls to a requests- and tokens-per-minute
+    budget, read the provider's ``x-ratelimit-*`` headers, and adapt the calls in flight (between
+    1 and ``concurrency``): additive increase while calls succeed, multiplicative decrease on a
+    429 or when the provider's remaining quota is near zero below what our own pacing expects
+    (someone else shares it). See :mod:`judges.ratelimit`."""
+
+    requests_per_minute: float | None = Field(None, gt=0)  # budget of calls a minute (None: the provider's headers only)
+    tokens_per_minute: float | None = Field(None, gt=0)    # budget of prompt + max_tokens a minute (None: headers only)
+    adaptive: bool = True                                   # AIMD on the calls in flight (false: always `concurrency`)
+    decrease_factor: float = Field(0.5, gt=0, lt=1)         # calls in flight are multiplied by this on a 429
+    low_remaining: float = Field(0.05, ge=0, lt=1)          # remaining below this share of the provider's limit is near zero
+
+
+class BatchConfig(StrictModel):
+    """``mode: batch``: the OpenAI Batch API (upload a JSONL of requests, create a batch, poll,
+    download the results). See :mod:`judges.batch`."""
+
+    completion_window: str = "24h"                       # the window the provider may take (OpenAI: 24h only)
+    poll_interval_s: float = Field(30.0, gt=0)           # seconds between status checks
+    max_requests: int = Field(50_000, ge=1)              # requests per batch (OpenAI: at most 50,000)
+    max_wait_s: float | None = Field(None, gt=0)         # give up waiting after this long (None: until the batch ends); a rerun resumes
 
 
 class LocalServerOptions(StrictModel):
@@ -79,6 +113,10 @@ class LocalServerOptions(StrictModel):
     position_bias: float = 0.0                           # points added to the first position
     noise_std: float = Field(0.0, ge=0.0)                # gaussian noise on each rating (points)
     noise_seed: int = 0                                  # seeds the per-request noise
+    requests_per_minute: float | None = Field(None, gt=0)  # rate limit on calls (429 past it; None: none)
+    tokens_per_minute: float | None = Field(None, gt=0)    # rate limit on prompt + max_tokens (None: none)
+    rate_window_s: float = Field(60.0, gt=0)             # the quota a client may burst: this many seconds' worth
+    batch_min_s: float = Field(0.0, ge=0.0)              # a batch stays in progress at least this long
 
     def identity(self) -> str:
         """What changes the server's answers (latency and faults do not; faults are never cached)."""
@@ -99,7 +137,10 @@ class JudgeConfig(StrictModel):
     soft_scores: bool = False                            # score = expected value under logprobs
     samples_per_order: int = Field(1, ge=1)              # repeat each call (temperature > 0)
     seed: int | None = 0                                 # sent as `seed`; None = not sent
-    concurrency: int = Field(16, ge=1)                   # calls in flight at once
+    mode: Literal["online", "batch"] = "online"          # online calls, or the provider's Batch API (half price, hours)
+    concurrency: int = Field(16, ge=1)                   # calls in flight at once (at most; see rate_limit)
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)  # rpm / tpm budget, adaptive concurrency
+    batch: BatchConfig = Field(default_factory=BatchConfig)  # mode: batch only
     timeout_s: float = Field(60.0, gt=0.0)               # per-call timeout
     retry: RetryConfig = Field(default_factory=RetryConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
@@ -119,6 +160,10 @@ class JudgeConfig(StrictModel):
     def _consistent(self) -> "JudgeConfig":
         if self.budget.max_cost is not None and not self.price.known and self.base_url != "local":
             raise ValueError("budget.max_cost needs price.input_per_mtok and price.output_per_mtok")
+        if (self.mode == "batch" and self.budget.max_cost is not None and self.base_url != "local"
+                and not self.price.for_mode("batch").known):
+            raise ValueError("mode: batch with budget.max_cost needs price.batch_input_per_mtok and "
+                             "price.batch_output_per_mtok")
         if self.soft_scores and not self.decoding.logprobs:
             raise ValueError("soft_scores needs decoding.logprobs: true")
         return self

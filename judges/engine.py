@@ -101,6 +101,9 @@ class RunStats:
     budget_stopped: str | None = None
     truncated_bytes: int = 0              # partial transcript tail removed at open
     wall_s: float = 0.0
+    mode: str = "online"                  # online | batch
+    rate: dict | None = None              # rate controller: 429s, decreases, window, provider quota
+    batches: list[dict] = field(default_factory=list)   # mode batch: id, status, counts per batch
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -140,10 +143,18 @@ async def run_judgments(judgments: list[Judgment], judge: Judge, ctx: EngineCont
         if bar is not None:
             bar.close()
         ctx.store.write_head()
+    finish_stats(stats, ctx, start)
+    chat = getattr(judge, "chat", None)
+    if chat is not None:
+        stats.rate = chat.rate.stats.to_dict()
+    return stats
+
+
+def finish_stats(stats: RunStats, ctx: EngineContext, start: float) -> None:
+    """Budget, cost and wall time into a run's statistics (online and batch runs)."""
     stats.budget_stopped = ctx.budget.stopped
     stats.cost = ctx.budget.cost if ctx.budget.cost_known else None
     stats.wall_s = round(time.perf_counter() - start, 3)
-    return stats
 
 
 def _progress_bar(total: int, ctx: EngineContext):
@@ -154,15 +165,7 @@ def _progress_bar(total: int, ctx: EngineContext):
 
 
 async def _judge_one(j: Judgment, judge: Judge, ctx: EngineContext, stats: RunStats) -> None:
-    cached = ctx.cache.get(j.cache_key)
-    if cached is not None:
-        completion = Completion(text=cached["completion"], finish_reason=cached.get("finish_reason"),
-                                prompt_tokens=cached.get("prompt_tokens"),
-                                completion_tokens=cached.get("completion_tokens"),
-                                logprobs=cached.get("logprobs"), model=cached.get("model"))
-        parsed = _parse(ctx, completion)
-        _write(j, ctx, stats, completion, parsed, None, cache_hit=True, cost=0.0)
-        stats.cache_hits += 1
+    if write_cached(j, ctx, stats):
         return
     reservation = ctx.budget.try_reserve(estimate_tokens(j.messages), ctx.cfg.decoding.max_tokens)
     if reservation is None:
@@ -172,14 +175,40 @@ async def _judge_one(j: Judgment, judge: Judge, ctx: EngineContext, stats: RunSt
     try:
         completion = await judge.complete(j.messages)
     except CallFailed as failed:
-        stats.attempts += len(failed.attempts)
         ctx.budget.settle(reservation, 0, 0)
-        stub = Completion(None, None, None, None, None, attempts=failed.attempts,
-                          latency_s=failed.latency_s)
-        _write(j, ctx, stats, stub, None, failed.error, cache_hit=False, cost=0.0)
+        record_failure(j, ctx, stats, failed.error, failed.attempts, failed.latency_s)
         return
-    stats.attempts += len(completion.attempts)
     cost = ctx.budget.settle(reservation, completion.prompt_tokens, completion.completion_tokens)
+    record_completion(j, ctx, stats, completion, cost)
+
+
+def write_cached(j: Judgment, ctx: EngineContext, stats: RunStats) -> bool:
+    """Write the judgment's row from the cache (``cache_hit: true``); False when not cached."""
+    cached = ctx.cache.get(j.cache_key)
+    if cached is None:
+        return False
+    completion = Completion(text=cached["completion"], finish_reason=cached.get("finish_reason"),
+                            prompt_tokens=cached.get("prompt_tokens"),
+                            completion_tokens=cached.get("completion_tokens"),
+                            logprobs=cached.get("logprobs"), model=cached.get("model"))
+    parsed = _parse(ctx, completion)
+    _write(j, ctx, stats, completion, parsed, None, cache_hit=True, cost=0.0)
+    stats.cache_hits += 1
+    return True
+
+
+def record_failure(j: Judgment, ctx: EngineContext, stats: RunStats, error: str,
+                   attempts: list[dict], latency_s: float = 0.0) -> None:
+    """Write an ``api_error`` row: every attempt failed (or a batch had no result for it)."""
+    stats.attempts += len(attempts)
+    stub = Completion(None, None, None, None, None, attempts=attempts, latency_s=latency_s)
+    _write(j, ctx, stats, stub, None, error, cache_hit=False, cost=0.0)
+
+
+def record_completion(j: Judgment, ctx: EngineContext, stats: RunStats, completion: Completion,
+                      cost: float | None) -> None:
+    """Parse a completion, write its row, and cache it when it parsed ``ok`` (online and batch)."""
+    stats.attempts += len(completion.attempts)
     stats.prompt_tokens += completion.prompt_tokens or 0
     stats.completion_tokens += completion.completion_tokens or 0
     if completion.refusal and not completion.text:

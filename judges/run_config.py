@@ -82,7 +82,8 @@ def estimate(tuples: list[ResponseTuple], cfg: JudgeRunConfig) -> list[dict]:
     """Per judge: judgments, how many are done or cached, and the tokens and cost of the rest.
 
     Prompt tokens are estimated (see :func:`judges.budget.estimate_tokens`); completion tokens are
-    bounded by ``max_tokens``, so the cost is an upper estimate."""
+    bounded by ``max_tokens``, so the cost is an upper estimate: ``cost_max`` at the online price,
+    ``cost_max_batch`` at the Batch API's (``price.batch_*``; None when unknown)."""
     items = build_items(tuples, cfg.ranking)
     out = Path(cfg.output_dir)
     rows = []
@@ -100,6 +101,8 @@ def estimate(tuples: list[ResponseTuple], cfg: JudgeRunConfig) -> list[dict]:
             "cached": sum(j.cache_key in cached and j.judgment_id not in done for j in judgments),
             "calls": len(todo), "prompt_tokens_est": prompt, "completion_tokens_max": completion,
             "cost_max": call_cost(judge.price, prompt, completion, free=judge.is_local),
+            "cost_max_batch": call_cost(judge.price.for_mode("batch"), prompt, completion, free=judge.is_local),
+            "mode": judge.mode,
             "budget": judge.budget.model_dump(exclude_none=True) or None,
         })
     return rows

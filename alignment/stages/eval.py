@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import Field
 
 from alignment.generation import SamplingSpec
+from alignment.generation_backends import GenerationSpec
 from alignment.models import DType
 from alignment.specs import RewardScoringSpec
 from alignment.stages.inputs import Quarantine, load_prompt_split
@@ -48,6 +49,7 @@ class EvalStageConfig(StrictModel):
     split: str = "test"                                   # prompts/<split>.parquet
     max_prompts: int | None = Field(None, ge=1)           # first N prompts (None: all)
     sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(temperature=0.7, top_p=0.9))  # both models
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)  # where: in_process, endpoint (launch: per model), ray_actors
     judge: JudgeConfig = Field(default_factory=JudgeConfig)  # judge endpoint/template (local rubric by default)
     tie_tolerance: float = Field(0.0, ge=0)               # |score gap| <= this is a tie
     n_bootstrap: int = Field(2000, ge=100)                # bootstrap resamples for the intervals
@@ -62,7 +64,8 @@ Config = EvalStageConfig
 def _generate(ref: str, role: str, prompts: list[dict], cfg: EvalStageConfig, seed: int, ctx) -> list[str]:
     from alignment.stages.sample import generate_from_checkpoint
 
-    return [g[0].text for g in generate_from_checkpoint(ref, role, prompts, cfg.sampling, 1, seed, cfg.dtype, ctx)]
+    return [g[0].text for g in generate_from_checkpoint(ref, role, prompts, cfg.sampling, 1, seed, cfg.dtype, ctx,
+                                                        cfg.generation)]
 
 
 def judge_policy_vs_baseline(prompts: list[dict], policy: list[str], baseline: list[str], cfg: EvalStageConfig,

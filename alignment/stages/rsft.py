@@ -25,9 +25,10 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from alignment.generation import SamplingSpec
+from alignment.generation_backends import GenerationSpec
 from alignment.models import DType
 from alignment.scope import TrainableScope
 from alignment.specs import MaxLength, RewardScoringSpec
@@ -72,6 +73,17 @@ class RSFTStageConfig(StrictModel):
     scorer: Literal["reward_model", "judge"] = "reward_model"  # who scores the samples (ChiMed-GPT: the RM)
     judging: RSFTJudgeSpec = Field(default_factory=RSFTJudgeSpec)  # scorer=judge: judge, pairing
     sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(temperature=1.0, top_p=0.95))  # decoding
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)  # where: in_process, endpoint (needs launch), ray_actors
+
+    @model_validator(mode="after")
+    def _endpoint_follows_the_policy(self) -> "RSFTStageConfig":
+        g = self.generation
+        if g.backend == "endpoint" and not g.endpoint.launch:
+            raise ValueError("generation.endpoint: rsft samples a new checkpoint every iteration, which a "
+                             "running server at base_url does not serve; give endpoint.launch (a command "
+                             "medalign starts per checkpoint, e.g. [vllm, serve, '{model}', --port, '{port}']) "
+                             "or use backend in_process / ray_actors")
+        return self
     train: RSFTTrainSpec = Field(default_factory=RSFTTrainSpec)  # the fine-tuning step
     reward: RewardScoringSpec = Field(default_factory=RewardScoringSpec)  # scorer=reward_model: batch, input cap
     dtype: DType = "auto"                                  # sampling/scoring dtype
@@ -143,11 +155,13 @@ def _iterate(cfg: RSFTStageConfig, pool: list[dict], score, out: Path, ctx: Stag
     (out / "metrics.jsonl").unlink(missing_ok=True)
     for it in range(cfg.iterations + 1):
         prompts = rng.sample(pool, min(cfg.prompts_per_iteration, len(pool)))
+        gen_info: dict = {}
         gens = generate_from_checkpoint(policy, "policy", prompts, cfg.sampling, cfg.k, seed + 1000 * it, cfg.dtype,
-                                        ctx)
+                                        ctx, cfg.generation, out / "iterations" / str(it), gen_info)
         responses = [[g.text for g in row] for row in gens]
         scores, counts = score(prompts, responses, it)
         record = _iteration_record(it, policy, prompts, scores, counts)
+        record["generation_backend"] = gen_info.get("backend")
         if it < cfg.iterations:
             kept = select_top(prompts, responses, scores, cfg.keep_top, cfg.min_score)
             it_dir = out / "iterations" / str(it)
@@ -188,7 +202,7 @@ def run(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageConte
             "unscored_samples": sum(h["unscored_samples"] for h in history),
             "judgments_not_ok": _sum_counts(h.get("judgments_not_ok", {}) for h in history)
             if cfg.scorer == "judge" else None,
-            "quarantined": len(quarantine)}
+            "quarantined": len(quarantine), "generation_backend": cfg.generation.backend}
 
 
 def _sum_counts(dicts) -> dict[str, int]:

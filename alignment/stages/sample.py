@@ -4,8 +4,10 @@ Inputs: ``data`` (reads ``prompts/<split>.parquet``) and ``policy`` (checkpoint)
 ``out/samples.parquet`` with the CONTRACTS columns: ``prompt_id``, ``messages``, ``reference``,
 ``language``, ``responses`` (k strings), ``response_ids`` (``"<prompt_id>#<i>"``), ``policy``.
 
-Sampling runs in one process (rank 0 when a data-parallel group runs the stage; the other ranks
-return at once): generation of a few hundred prompts is not worth sharding on a CPU.
+Generation runs where ``generation`` says (:mod:`alignment.generation_backends`): in this process
+(the default; rank 0 when a data-parallel group runs the stage, the other ranks return at once),
+on an OpenAI-compatible inference server, or on a Ray Data pool of model replicas. The metrics
+(and so the manifest) record how (``generation``: backend, endpoint, model, what seeds mean).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 from pydantic import Field
 
 from alignment.distributed import is_main_process
-from alignment.generation import SamplingSpec, generate_responses
+from alignment.generation import SamplingSpec
+from alignment.generation_backends import GenerationRequest, GenerationSpec, generate
 from alignment.models import DType
 from alignment.stages.inputs import Quarantine, load_prompt_split
 from medalign.config import StrictModel
@@ -32,6 +35,7 @@ class SampleStageConfig(StrictModel):
     split: str = "train"                                  # prompts/<split>.parquet
     k: int = Field(4, ge=1)                               # responses per prompt (the judge pairs them)
     sampling: SamplingSpec = Field(default_factory=lambda: SamplingSpec(temperature=1.0, top_p=0.95))  # decoding
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)  # where: in_process, endpoint, ray_actors
     max_prompts: int | None = Field(None, ge=1)           # first N prompts only (None: all)
     policy_label: str | None = None                       # value of the `policy` column (None: input path)
     dtype: DType = "auto"                                 # model dtype (auto: bf16 on GPU, fp32 on CPU)
@@ -54,14 +58,19 @@ def accept(cfg: SampleStageConfig, metrics: dict) -> list[str]:
 
 
 def generate_from_checkpoint(ref: str, role: str, prompts: list[dict], spec: SamplingSpec, k: int, seed: int,
-                             dtype: DType, ctx: StageContext) -> list[list]:
-    """Load the causal LM at ``ref`` and sample ``k`` :class:`Generation` per prompt row (in order)."""
-    from alignment.models import load_causal_lm, load_tokenizer
-
-    tokenizer = load_tokenizer(ref, role)
-    model = load_causal_lm(ref, role, device=ctx.device, dtype=dtype)
-    return generate_responses(model, tokenizer, [p["messages"] for p in prompts], spec, k=k, seed=seed,
-                              progress=ctx.progress, desc=f"sampling ({role})")
+                             dtype: DType, ctx: StageContext, generation: GenerationSpec | None = None,
+                             work_dir: Path | None = None, info: dict | None = None) -> list[list]:
+    """``k`` :class:`Generation` per prompt row (in order) from the causal LM at ``ref``, on the
+    backend ``generation`` names (in-process when None; see :mod:`alignment.generation_backends`).
+    ``work_dir`` (the stage directory) holds the endpoint's cache and a launched server's log;
+    ``info``, when given, receives the backend's record of how the responses were made."""
+    request = GenerationRequest(ref=ref, role=role, prompts=[p["messages"] for p in prompts], sampling=spec,
+                                k=k, seed=seed, dtype=dtype, device=ctx.device, progress=ctx.progress,
+                                work_dir=Path(work_dir) if work_dir else None, logger=ctx.logger)
+    result = generate(request, generation)
+    if info is not None:
+        info.update(result.info)
+    return result.generations
 
 
 def policy_label(ref: str) -> str:
@@ -93,11 +102,13 @@ def run(cfg: SampleStageConfig, inputs: dict[str, str], out: Path, ctx: StageCon
     quarantine = Quarantine()
     prompts = load_prompt_split(inputs["data"], cfg.split, quarantine, cfg.max_prompts, NAME)
     seed = ctx.seed if cfg.seed is None else cfg.seed
-    outs = generate_from_checkpoint(inputs["policy"], "policy", prompts, cfg.sampling, cfg.k, seed, cfg.dtype, ctx)
+    info: dict = {}
+    outs = generate_from_checkpoint(inputs["policy"], "policy", prompts, cfg.sampling, cfg.k, seed, cfg.dtype, ctx,
+                                    cfg.generation, out, info)
     rows = sample_rows(prompts, outs, cfg.policy_label or policy_label(inputs["policy"]))
     pd.DataFrame(rows).to_parquet(out / "samples.parquet", index=False)
     quarantine.write(out)
     lengths = [n for r in rows for n in r["response_tokens"]]
     empty = sum(1 for r in rows for t in r["responses"] if not t.strip())
     return {"prompts": len(rows), "samples": len(lengths), "mean_response_tokens": sum(lengths) / len(lengths),
-            "empty_responses": empty, "quarantined": len(quarantine)}
+            "empty_responses": empty, "quarantined": len(quarantine), "generation": info}

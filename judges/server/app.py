@@ -5,15 +5,18 @@ simulated patient ``medalign-patient`` (:mod:`judges.server.patient`) and the ru
 grader ``medalign-grader`` (:mod:`judges.server.criteria`), both deterministic. Faults are
 injected into their requests as into the rubric's.
 
-Routes: ``GET /v1/models``, ``POST /v1/chat/completions`` and ``GET /v1/medalign/stats`` (request
-and fault counters, for tests). Without an API key it never reads the ``Authorization`` header;
+Routes: ``GET /v1/models``, ``POST /v1/chat/completions``, the Batch API's ``/v1/files`` and
+``/v1/batches`` (:mod:`judges.server.batches`), ``GET /v1/medalign/stats`` (request and fault
+counters, for tests) and ``GET /v1/medalign/rate`` (the rate limit's per-second timeline). With
+``requests_per_minute`` / ``tokens_per_minute`` set, chat calls are rate limited as OpenAI's
+are, with the same ``x-ratelimit-*`` headers and 429s (:mod:`judges.server.quota`). Without an API key it never reads the ``Authorization`` header;
 with one (``medalign judge serve --api-key-env VAR``) every request must carry ``Authorization:
 Bearer KEY`` and gets a 401 otherwise (compared in constant time). It logs no requests, so a key
 a client sends cannot end up in a log.
 
 The app is a plain ASGI callable rather than a web framework's: a judge run sends it hundreds of
 calls a second, and a framework's routing, middleware and request objects cost more CPU per call
-than the three fixed routes need. Errors use OpenAI's error body, so the openai client raises its
+than its few fixed routes need. Errors use OpenAI's error body, so the openai client raises its
 usual exceptions (``NotFoundError``, ``BadRequestError``, ``RateLimitError``, ...).
 
 Fault injection (for tests and benchmarks): with probability ``fault_rate`` a request gets one of
@@ -49,7 +52,9 @@ from dataclasses import dataclass, field
 
 from judges.config import LocalServerOptions
 from judges.server import criteria, patient
+from judges.server.batches import ApiError, BatchService
 from judges.server.prompt_parse import PromptNotUnderstood, parse_prompt
+from judges.server.quota import ServerQuota
 from judges.server.replies import compose, count_tokens, logprobs_content, tokens
 from judges.server.rubric import warm_up
 from judges.statements import find_statements
@@ -68,11 +73,12 @@ class Reply:
     body: bytes
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     drop: bool = False                    # send half the body, then close the connection
+    content_type: bytes = b"application/json"
 
     async def send(self, send) -> None:
         length = b"512" if self.drop else str(len(self.body)).encode()
         await send({"type": "http.response.start", "status": self.status,
-                    "headers": [(b"content-type", b"application/json"),
+                    "headers": [(b"content-type", self.content_type),
                                 (b"content-length", length), *self.headers]})
         if self.drop:
             await send({"type": "http.response.body", "body": self.body, "more_body": True})
@@ -129,6 +135,9 @@ class JudgeApp:
         self.shutdown = asyncio.Event()
         self._fault_rng = random.Random(options.fault_seed)
         self._auth = f"Bearer {api_key}".encode("utf-8") if api_key else None
+        self.quota = ServerQuota(options.requests_per_minute, options.tokens_per_minute,
+                                 options.rate_window_s)
+        self.batches = BatchService(self._answer_batch_line, options.batch_min_s)
 
     def _authorised(self, scope) -> bool:
         if self._auth is None:
@@ -150,30 +159,55 @@ class JudgeApp:
             except _ClientGone:
                 return
             reply = await self._chat(body)
+        elif path.startswith(("/v1/files", "/v1/batches")):
+            try:
+                body = await _read_body(receive) if method == "POST" else b""
+            except _ClientGone:
+                return
+            reply = self._batch_api(method, path, scope, body)
+        elif path == "/v1/medalign/rate" and method == "GET":
+            reply = _json(self.quota.report())
         elif path == "/v1/models" and method == "GET":
             reply = _json({"object": "list", "data": [
                 {"id": name, "object": "model", "created": 0, "owned_by": "medalign"}
                 for name in (self.options.model, *MODELS)]})
         elif path == "/v1/medalign/stats" and method == "GET":
             reply = _json(dict(self.counters))
-        elif path in ("/v1/chat/completions", "/v1/models", "/v1/medalign/stats"):
+        elif path in ("/v1/chat/completions", "/v1/models", "/v1/medalign/stats", "/v1/medalign/rate"):
             reply = _error(405, f"method {method} not allowed on {path}", "invalid_request_error")
         else:
             reply = _error(404, f"no route {path}", "invalid_request_error", "not_found")
         await reply.send(send)
 
-    async def _chat(self, raw: bytes) -> Reply:
+    async def _chat(self, raw: bytes, online: bool = True) -> Reply:
+        """Answer one chat request; ``online`` requests count against the rate limit (batch
+        lines do not) and carry its headers."""
         options, counters = self.options, self.counters
         counters["requests"] += 1
         try:
             body = json.loads(raw)
             messages = body["messages"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            prompt_tokens = sum(count_tokens(m.get("content") or "") + 4 for m in messages)
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
             return _error(400, "request body must be JSON with 'messages'", "invalid_request_error")
         if body.get("model") != options.model and body.get("model") not in MODELS:
             return _error(404, f"model {body.get('model')!r} not found; this server serves "
                                f"{[options.model, *MODELS]}", "invalid_request_error",
                           "model_not_found")
+        quota_headers = {}
+        if online and self.quota.active:
+            max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+            admitted, quota_headers = self.quota.admit(prompt_tokens + int(max_tokens))
+            if not admitted:
+                counters["rate_limited"] += 1
+                return _error(429, "Rate limit reached for requests or tokens per minute.",
+                              "rate_limit_error", "rate_limit_exceeded", quota_headers)
+        reply = await self._answer(body, messages, prompt_tokens)
+        reply.headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in quota_headers.items()]
+        return reply
+
+    async def _answer(self, body: dict, messages: list[dict], prompt_tokens: int) -> Reply:
+        options, counters = self.options, self.counters
         if options.latency_ms > 0:
             await asyncio.sleep(options.latency_ms / 1000.0)
         fault = None
@@ -184,7 +218,7 @@ class JudgeApp:
         if early is not None:
             return early
         if body["model"] in MODELS:
-            return self._other_model(body, messages, fault)
+            return self._other_model(body, messages, prompt_tokens, fault)
         try:
             prompt = parse_prompt(messages)
         except PromptNotUnderstood as e:
@@ -195,9 +229,44 @@ class JudgeApp:
         if fault == "obey_injection":
             text = _obey_injection(prompt, text)
         counters["answered"] += 1
-        return _completion_response(body, messages, text, soft, prompt.kind, fault)
+        return _completion_response(body, prompt_tokens, text, soft, prompt.kind, fault)
 
-    def _other_model(self, body: dict, messages: list, fault: str | None) -> Reply:
+    async def _answer_batch_line(self, raw: bytes) -> tuple[int, dict]:
+        """One batch line's (status, JSON body); a reply that is not JSON is a 500 there."""
+        reply = await self._chat(raw, online=False)
+        try:
+            body = json.loads(reply.body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return 500, {"error": {"message": "the server sent a body that is not JSON",
+                                   "type": "server_error", "code": None, "param": None}}
+        return (500 if reply.drop else reply.status), body
+
+    def _batch_api(self, method: str, path: str, scope, body: bytes) -> Reply:
+        """``/v1/files`` and ``/v1/batches`` (see :mod:`judges.server.batches`)."""
+        parts = path.strip("/").split("/")[1:]            # ["files", id, "content"], ...
+        service = self.batches
+        try:
+            if parts == ["files"] and method == "POST":
+                ctype = next((v for k, v in scope.get("headers") or [] if k == b"content-type"), b"")
+                return _json(service.upload(ctype.decode("latin-1"), body))
+            if parts[0] == "files" and len(parts) == 2 and method == "GET":
+                return _json(service.file(parts[1])[0])
+            if parts[0] == "files" and len(parts) == 3 and parts[2] == "content" and method == "GET":
+                data = service.file(parts[1])[1]
+                return Reply(200, data, content_type=b"application/octet-stream")
+            if parts == ["batches"] and method == "POST":
+                return _json(service.create(json.loads(body or b"{}")))
+            if parts[0] == "batches" and len(parts) == 2 and method == "GET":
+                return _json(service.get(parts[1]))
+            if parts[0] == "batches" and len(parts) == 3 and parts[2] == "cancel" and method == "POST":
+                return _json(service.cancel(parts[1]))
+        except ApiError as e:
+            return _error(e.status, e.message, e.etype)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "request body must be JSON", "invalid_request_error")
+        return _error(404, f"no route {method} {path}", "invalid_request_error", "not_found")
+
+    def _other_model(self, body: dict, messages: list, prompt_tokens: int, fault: str | None) -> Reply:
         """A reply of a model in :data:`MODELS` (the patient, the criterion grader)."""
         try:
             text = MODELS[body["model"]](messages, body.get("seed"))
@@ -205,7 +274,7 @@ class JudgeApp:
             self.counters["not_understood"] += 1
             return _error(400, f"{body['model']} cannot read this prompt: {e}", "invalid_request_error")
         self.counters["answered"] += 1
-        return _completion_response(body, messages, text, {}, "text", fault)
+        return _completion_response(body, prompt_tokens, text, {}, "text", fault)
 
     async def _early_fault(self, fault: str | None) -> Reply | None:
         """Faults that replace the whole response; None means go on to answer."""
@@ -252,7 +321,7 @@ def _obey_injection(prompt, text: str) -> str:
     return text
 
 
-def _completion_response(body: dict, messages: list[dict], text: str, soft: dict, kind: str,
+def _completion_response(body: dict, prompt_tokens: int, text: str, soft: dict, kind: str,
                          fault: str | None) -> Reply:
     finish = "stop"
     if fault == "truncated":
@@ -268,7 +337,6 @@ def _completion_response(body: dict, messages: list[dict], text: str, soft: dict
     if isinstance(max_tokens, int) and len(toks) > max_tokens:
         toks, finish = toks[:max_tokens], "length"
         text = "".join(toks)
-    prompt_tokens = sum(count_tokens(m.get("content") or "") + 4 for m in messages)
     choice = {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
               "finish_reason": finish, "logprobs": None}
     if body.get("logprobs"):
