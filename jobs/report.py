@@ -67,6 +67,7 @@ _TABLE_METRICS = {
     "online_rl": ("reward_first", "reward_last", "kl_last"),
     "eval": ("win_rate", "win_rate_ci", "judged_ok", "rm_heldout_accuracy"),
     "transfer_eval": ("gain_perplexity", "gain_bleu_4", "gain_diagnosis_accuracy", "prompts"),
+    "bias": ("respondents", "asked", "non_answers", "api_errors"),
 }
 
 

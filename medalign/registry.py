@@ -29,6 +29,7 @@ BUILTIN_STAGES: dict[str, str] = {
     "online_rl": "alignment.stages.online_rl",
     "eval": "alignment.stages.eval",
     "transfer_eval": "alignment.stages.transfer_eval",
+    "bias": "alignment.stages.bias",
 }
 
 
