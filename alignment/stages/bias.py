@@ -170,3 +170,24 @@ def headline_metrics(report: dict) -> dict:
                                        "n": c["statements"]})
     metrics["respondents"] = len(next(iter(report["scales"].values()))["respondents"])
     return metrics
+
+
+def plan_problems(cfg: BiasStageConfig) -> list[str]:
+    """Every scale must be found, be valid, and hold the asked language (checked when a job is planned)."""
+    from alignment.bias.scale import load_scale
+    from medalign.config import ConfigError
+
+    problems = []
+    for i, path in enumerate(cfg.scales):
+        try:
+            scale = load_scale(path)
+        except FileNotFoundError as e:
+            problems.append(f"scales.{i}: {e}")
+            continue
+        except ConfigError as e:
+            problems += [f"scales.{i}: {p}" for p in e.problems]
+            continue
+        if cfg.language not in scale.languages:
+            problems.append(f"scales.{i}: scale {scale.name} has no {cfg.language} text (it has "
+                            f"{', '.join(scale.languages)}); set language")
+    return problems

@@ -212,3 +212,19 @@ def headline_metrics(report: dict) -> dict:
                          "ci": [g.get("ci_low"), g.get("ci_high")], "n": g.get("n")})
     metrics["figures"] = rows
     return metrics
+
+
+def plan_problems(cfg: TransferEvalConfig) -> list[str]:
+    """A names file given as ``target_conditions`` must exist and be valid (checked when a job is planned)."""
+    from alignment.metrics.diagnosis import condition_matcher
+    from medalign.config import ConfigError
+
+    if cfg.target_conditions is None:
+        return []
+    try:
+        condition_matcher(cfg.target_conditions)
+    except FileNotFoundError as e:
+        return [str(e)]
+    except ConfigError as e:
+        return [f"target_conditions: {p}" for p in e.problems]
+    return []

@@ -4,7 +4,8 @@
     common = load_common_departments()              # extra department names for the lexicon
 
 The tables are data, not Python: ``departments.yaml``, ``conditions_*.yaml`` (read in file-name
-order; a new file of conditions needs no code) and ``common_departments.yaml``. Each file is
+order; a new file of conditions needs no code), ``common_departments.yaml`` and ``outbreak.yaml``
+(a family of new conditions outside the world: ``load_outbreak``, used by ``outbreak.py``). Each file is
 validated by the pydantic models below; a problem raises :class:`medalign.config.ConfigError`
 naming the file, the line and the field (``conditions_medicine.yaml:12: conditions.0.name.en:
 Field required``). Content rules that span entries (sizes, languages, names inside phrases,

@@ -119,6 +119,26 @@ def test_bias_plan_compares_the_models_the_job_has():
         load_plan(BIAS, ["stages.bias.config.respondents=[{name: x}]"])
 
 
+def test_files_a_stage_config_names_are_checked_when_the_job_is_planned(tmp_path):
+    """A missing or bad scale or names file fails the plan, not the stage after the training."""
+    from medalign.cli import main
+
+    text = BIAS.read_text(encoding="utf-8").splitlines()
+    line = next(i for i, t in enumerate(text, 1) if t.startswith("  bias:")) + 2       # its config:
+    with pytest.raises(ConfigError) as e:
+        load_plan(BIAS, ["stages.bias.config.scales=[nope.yaml]"])
+    assert e.value.problems == [f"{BIAS}:{line}: stages.bias.config: scales.0: scale 'nope.yaml' not found (looked "
+                                "in the working directory, the repository and alignment/bias/scales/)"]
+    en_only = tmp_path / "en.yaml"
+    en_only.write_text((REPO / "alignment/bias/scales/demo_cami_style.yaml").read_text(encoding="utf-8")
+                       .replace("languages: [zh, en]", "languages: [en]"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="scale demo_cami_style has no zh text"):
+        load_plan(BIAS, [f"stages.bias.config.scales=[{en_only}]"])
+    with pytest.raises(ConfigError, match=r"stages.transfer_eval.config: target_conditions: nope.yaml not found"):
+        load_plan(TRANSFER, ["stages.transfer_eval.config.target_conditions=nope.yaml"])
+    assert main(["run", str(BIAS), "--plan"]) == 0
+
+
 SMALL = ["stages.data_source.config.synthetic.n_consultations=120",
          "stages.data_target.config.synthetic.outbreak_consultations=100",
          "stages.bootstrap.config.tokenizer.vocab_size=1024",
