@@ -125,7 +125,7 @@ def write_report(plan, names: list[str], outcomes: dict[str, StageOutcome], star
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_s": round(time.time() - started, 2),
         "partial": set(names) != set(plan.stages),
-        "headline": headline(outcomes),
+        "headline": headline({n: outcomes[n] for n in plan.stages if n in outcomes}),   # in the job's order
         "stages": stages,
     }
     stem = "report.partial" if report["partial"] else "report"
