@@ -67,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic corpus (default 0)")
     p.add_argument("--languages", nargs="+", default=["zh"], choices=["zh", "en"],
                    help="languages of the synthetic corpus (default zh)")
+    p.add_argument("--outbreak", type=int, metavar="N", default=0,
+                   help="with --synthetic: also write N consultations about the new-outbreak family "
+                        "(meddialog_outbreak_<lang>.txt, read by the meddialog_outbreak recipe; default 0)")
     p.add_argument("--ray", action="store_true",
                    help="run the per-record work on Ray Data, big files cut into byte-range shards (jobs/ray_data_build.py); same output")
     p.add_argument("--quiet", action="store_true", help="no progress bars, no INFO log lines")
@@ -98,6 +101,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=600, help="consultations (other files scale with it; default 600)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--languages", nargs="+", default=["zh", "en"], choices=["zh", "en"], help="languages (default zh en)")
+    p.add_argument("--outbreak", type=int, metavar="N", default=0,
+                   help="also write N consultations about the new-outbreak family (meddialog_outbreak_<lang>.txt; default 0)")
     p.set_defaults(func=_synth)
 
 
@@ -171,7 +176,9 @@ def _build(args: argparse.Namespace) -> int:
     synthetic = None
     if args.synthetic is not None:
         synthetic = SyntheticCorpus(n_consultations=args.synthetic, seed=args.synthetic_seed,
-                                    languages=list(args.languages))
+                                    languages=list(args.languages), outbreak_consultations=args.outbreak)
+    elif args.outbreak:
+        raise ConfigError(["--outbreak goes with --synthetic N (it adds a file to the generated corpus)"])
     backend = None
     if args.ray:
         if "ray" not in _BACKENDS:
@@ -212,7 +219,8 @@ def _preview(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from data_recipes.synthetic.generate import write_corpus
 
-    summary = write_corpus(args.out, n_consultations=args.n, seed=args.seed, languages=tuple(args.languages))
+    summary = write_corpus(args.out, n_consultations=args.n, seed=args.seed, languages=tuple(args.languages),
+                           sizes={"meddialog_outbreak": args.outbreak} if args.outbreak else None)
     for f in summary.get("files", []):
         print(f"  {f.get('file')}: {f.get('records')} records ({f.get('format')})")
     print(f"wrote the synthetic corpus to {args.out}")

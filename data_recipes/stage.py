@@ -37,6 +37,7 @@ class SyntheticCorpus(StrictModel):
     n_consultations: int = Field(600, ge=1, description="consultations in the MedDialog-format file; other files scale with it")
     seed: int = Field(0, description="generator seed (same seed, same bytes)")
     languages: list[Literal["zh", "en"]] = Field(default_factory=lambda: ["zh"], min_length=1, description="languages to write")
+    outbreak_consultations: int = Field(0, ge=0, description="consultations about the new-outbreak family (data/outbreak.yaml) in meddialog_outbreak_<lang>.txt, MedDialog's small transfer target (CovidDialog: 1,088); 0: not written")
 
 
 class Config(StrictModel):
@@ -94,8 +95,9 @@ def build_recipe(recipe: str | Path, overrides: list[str], variables: dict[str, 
             from data_recipes.synthetic.generate import write_corpus
 
             corpus = staging.dir / CORPUS_DIR
+            sizes = {"meddialog_outbreak": synthetic.outbreak_consultations} if synthetic.outbreak_consultations else None
             summary = write_corpus(corpus, n_consultations=synthetic.n_consultations, seed=synthetic.seed,
-                                   languages=tuple(synthetic.languages))
+                                   languages=tuple(synthetic.languages), sizes=sizes)
             log(f"synthetic corpus: {len(summary.get('files', []))} files")
             variables["corpus"] = str(corpus)
         resolved = load_recipe(find_recipe(recipe), overrides, variables)

@@ -88,9 +88,11 @@ def _print_plan(plan, as_json: bool) -> int:
 
         print(json.dumps(describe_plan(plan), indent=2, ensure_ascii=False))
         return 0
+    width = max([14, *(len(n) for n in plan.stages)])
+    kind_width = max([13, *(len(s.kind) for s in plan.stages.values())])
     for name, stage in plan.stages.items():
         inputs = ", ".join(f"{k}<-{r.stage or r.external}" for k, r in stage.inputs.items())
-        print(f"{name:<14} kind={stage.kind:<13} inputs: {inputs or '-'}")
+        print(f"{name:<{width}} kind={stage.kind:<{kind_width}} inputs: {inputs or '-'}")
     return 0
 
 

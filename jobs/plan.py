@@ -1,8 +1,9 @@
 """Turn a job YAML into a plan: validated stage configs, resolved wiring, a dependency order.
 
 Nothing here imports ray or runs a stage. :func:`load_plan` fails before any work starts on an
-unknown key, an unknown stage kind, a bad stage config, an input that names no stage and no
-existing path, or a cycle; every error names the job file, its line and the field path.
+unknown key, an unknown stage kind, a bad stage config, a file a stage config names that is
+missing or invalid (the stage's ``plan_problems``), an input that names no stage and no existing
+path, or a cycle; every error names the job file, its line and the field path.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from medalign.config import ConfigError, StrictModel, line_of, load_mapping, validate_mapping
 
 from medalign.registry import checked_stage_module, stage_inputs, stage_module
+from medalign.stage import plan_problems
 from jobs.schema import JobConfig, StageEntry
 
 
@@ -76,6 +78,8 @@ def load_plan(path: str | Path, overrides: list[str] | None = None) -> Plan:
             problems.extend(e.problems)
             continue
         stages[name] = PlannedStage(name=name, kind=kind, entry=entry, config=cfg, inputs=inputs)
+        line = line_of(data, ("stages", name, "config")) or line_of(data, ("stages", name))
+        problems += [f"{path}:{line}: stages.{name}.config: {p}" for p in plan_problems(module, cfg)]
     problems += _missing_datasets(stages, path, data)
     if problems:
         raise ConfigError(problems)

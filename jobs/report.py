@@ -42,6 +42,14 @@ HEADLINE = {
     "win_rate_ci95_high": ("eval", "win_rate_ci", 1),
     "eval_judged_prompts": ("eval", "judged_ok"),
     "eval_rm_heldout_accuracy": ("eval", "rm_heldout_accuracy"),
+    "transfer_gain_perplexity": ("transfer_eval", "gain_perplexity"),
+    "transfer_gain_perplexity_ci95": ("transfer_eval", "gain_perplexity_ci"),
+    "transfer_gain_bleu_4": ("transfer_eval", "gain_bleu_4"),
+    "transfer_gain_bleu_4_ci95": ("transfer_eval", "gain_bleu_4_ci"),
+    "transfer_gain_distinct_2": ("transfer_eval", "gain_distinct_2"),
+    "transfer_gain_distinct_2_ci95": ("transfer_eval", "gain_distinct_2_ci"),
+    "transfer_gain_diagnosis_accuracy": ("transfer_eval", "gain_diagnosis_accuracy"),
+    "transfer_gain_diagnosis_accuracy_ci95": ("transfer_eval", "gain_diagnosis_accuracy_ci"),
 }
 
 # metrics shown in the terminal table, per stage kind (all metrics are in report.json)
@@ -58,6 +66,8 @@ _TABLE_METRICS = {
     "dpo": ("train_loss_start", "train_loss_end"),
     "online_rl": ("reward_first", "reward_last", "kl_last"),
     "eval": ("win_rate", "win_rate_ci", "judged_ok", "rm_heldout_accuracy"),
+    "transfer_eval": ("gain_perplexity", "gain_bleu_4", "gain_diagnosis_accuracy", "prompts"),
+    "bias": ("respondents", "asked", "non_answers", "api_errors"),
 }
 
 
@@ -76,13 +86,19 @@ class StageOutcome:
 
 
 def headline(outcomes: dict[str, StageOutcome]) -> dict:
-    """Pick the headline figures from the stages' metrics (last stage of a kind wins)."""
+    """Pick the headline figures from the stages' metrics. When several stages of one kind report
+    a figure (a transfer job's three sft stages), each gets its own entry, ``label[stage]``."""
     out = {}
     for label, (kind, metric, *index) in HEADLINE.items():
+        found = []
         for o in outcomes.values():
             value = (o.manifest or {}).get("metrics", {}).get(metric) if o.ok and o.kind == kind else None
             if value is not None:
-                out[label] = value[index[0]] if index else value
+                found.append((o.name, value[index[0]] if index else value))
+        if len(found) == 1:
+            out[label] = found[0][1]
+        else:
+            out.update({f"{label}[{name}]": value for name, value in found})
     return out
 
 
@@ -109,7 +125,7 @@ def write_report(plan, names: list[str], outcomes: dict[str, StageOutcome], star
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_s": round(time.time() - started, 2),
         "partial": set(names) != set(plan.stages),
-        "headline": headline(outcomes),
+        "headline": headline({n: outcomes[n] for n in plan.stages if n in outcomes}),   # in the job's order
         "stages": stages,
     }
     stem = "report.partial" if report["partial"] else "report"
@@ -132,6 +148,7 @@ def _fmt(value) -> str:
 def _print_table(report: dict, echo) -> None:
     """A rich table when the terminal supports it, plain text otherwise (both via ``echo``)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"medalign job {report['job']}: {report['status']} in {report['wall_s']:.1f} s")
@@ -141,10 +158,11 @@ def _print_table(report: dict, echo) -> None:
         keys = _TABLE_METRICS.get(s["kind"], ())
         metrics = ", ".join(f"{k}={_fmt(s['metrics'][k])}" for k in keys if k in s["metrics"])
         wall = f"{s['wall_s']:.1f}" if s["wall_s"] is not None else "-"
-        table.add_row(name, s["status"], wall, metrics or (s["error"] or "")[:120])
+        # escaped: "[" in a name, metric or error ("sft_loss_end[sft_source]", "[Errno 2]") is text, not markup
+        table.add_row(escape(name), s["status"], wall, escape(metrics or (s["error"] or "")[:120]))
     console = Console(width=140, record=True)
     with console.capture() as cap:
         console.print(table)
         if report["headline"]:
-            console.print("headline: " + ", ".join(f"{k}={_fmt(v)}" for k, v in report["headline"].items()))
+            console.print(escape("headline: " + ", ".join(f"{k}={_fmt(v)}" for k, v in report["headline"].items())))
     echo(cap.get().rstrip())

@@ -1,8 +1,10 @@
 """``report.html``: the job report as one self-contained page (opens from disk, needs no network).
 
 Sections: the summary table (every stage's status, wall time and key metrics), the headline
-figures, the training curves of each training stage, reward and KL per PPO step, and the judge
-win rates with their 95% intervals. Figures are matplotlib PNGs embedded as base64 ``data:`` URIs.
+figures, the training curves of each training stage, reward and KL per PPO step, the judge
+win rates with their 95% intervals, and the ``figures`` rows of stages that report them
+(transfer_eval, bias: each figure per model with its 95% interval). Figures are matplotlib PNGs
+embedded as base64 ``data:`` URIs.
 
 Where the curves come from: the TensorBoard events each training stage writes under
 ``<stage dir>/tensorboard/`` (:mod:`alignment.tracking`), and for ``ppo`` its ``metrics.jsonl``
@@ -59,6 +61,7 @@ def write_report_html(report: dict, path: Path) -> None:
         parts += ["<h2>Headline</h2>", f"<table><tr><th>figure</th><th>value</th></tr>{rows}</table>"]
     parts += ["<h2>Training curves</h2>", *_curve_sections(report["stages"])]
     parts += _win_rate_section(report["stages"])
+    parts += _figures_section(report["stages"])
     parts.append("</body></html>\n")
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("\n".join(parts), encoding="utf-8")
@@ -152,6 +155,23 @@ def _win_rate_section(stages: dict) -> list[str]:
     return ["<h2>Win rates</h2>", _img(_png(fig), "judge win rates with 95% intervals"),
             f"<table><tr><th>eval stage</th><th>win rate</th><th>95% interval</th><th>judged prompts</th></tr>"
             f"{table}</table>"]
+
+
+def _figures_section(stages: dict) -> list[str]:
+    """The ``figures`` rows a stage reports (transfer_eval, bias): figure, model, value, 95% interval, n."""
+    e = html.escape
+    parts = []
+    for name, s in stages.items():
+        rows = s["metrics"].get("figures") if s["status"] in ("ran", "reused") else None
+        if not isinstance(rows, list) or not rows:
+            continue
+        body = "".join(f"<tr><td>{e(str(r.get('figure')))}</td><td>{e(str(r.get('model')))}</td>"
+                       f"<td>{e(_fmt(r.get('value')))}</td><td>{e(_fmt(r.get('ci')))}</td>"
+                       f"<td>{e(_fmt(r.get('n')))}</td></tr>" for r in rows if isinstance(r, dict))
+        parts += [f"<h3>{e(name)} ({e(s['kind'])})</h3>",
+                  "<table><tr><th>figure</th><th>model</th><th>value</th><th>95% interval</th><th>n</th></tr>"
+                  f"{body}</table>"]
+    return ["<h2>Figures with 95% intervals</h2>", *parts] if parts else []
 
 
 def _figure(n_panels: int, height: float = 3.2):

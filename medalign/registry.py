@@ -28,6 +28,8 @@ BUILTIN_STAGES: dict[str, str] = {
     "dpo": "alignment.stages.dpo",
     "online_rl": "alignment.stages.online_rl",
     "eval": "alignment.stages.eval",
+    "transfer_eval": "alignment.stages.transfer_eval",
+    "bias": "alignment.stages.bias",
 }
 
 

@@ -16,13 +16,16 @@ and optionally:
     def accept(cfg: Config, metrics: dict) -> list[str]: ...   # problems; any -> the stage failed
     def input_files(cfg: Config) -> list[Path]: ...            # files whose content enters the key
     def provides(cfg: Config) -> set[str]: ...                 # datasets a data stage will write
+    def plan_problems(cfg: Config) -> list[str]: ...           # files the config names that are missing or bad
 
 ``inputs`` maps an input name to a path: an upstream stage's directory (``model=True``: its
 ``out/model`` checkpoint), or a path / hub id the user gave. ``run`` writes its outputs under
 ``out`` (which may already hold a killed attempt's checkpoints: resume from them or overwrite
 them) and returns a JSON-able dict of metrics. ``accept`` names what makes those metrics a
 failure even though ``run`` returned (a judge stage whose calls all failed, a reward model with
-almost no pairs): such a stage is recorded as failed and never reused. The executor
+almost no pairs): such a stage is recorded as failed and never reused. ``plan_problems`` is
+checked when a job is planned (``--plan`` and before any stage runs): a file the config names
+that is missing or invalid (a scale, a names list) fails the plan, not the stage an hour later. The executor
 (:mod:`medalign.executor`) digests ``out`` and writes ``manifest.json``; a stage never writes
 its own manifest.
 
@@ -82,6 +85,12 @@ def inputs_summary(module: ModuleType) -> str:
     optional = [n for n, i in inputs.items() if i.optional]
     text = ", ".join(required) or "-"
     return text + (f"[, {', '.join(optional)}]" if optional else "")
+
+
+def plan_problems(module: ModuleType, cfg) -> list[str]:
+    """What the stage's own ``plan_problems`` finds wrong with its config's files (empty: nothing)."""
+    check = getattr(module, "plan_problems", None)
+    return [str(p) for p in check(cfg)] if check is not None else []
 
 
 def acceptance_problems(module: ModuleType, cfg, metrics: dict) -> list[str]:

@@ -27,25 +27,36 @@ def _check(hyps: list[str], refs: list[str]) -> None:
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
 
 
+def bleu_counts(hyp: str, ref: str, n: int = 4) -> list[int]:
+    """One pair's BLEU sufficient statistics: ``[m_1..m_n, t_1..t_n, hyp_len, ref_len]`` (clipped
+    k-gram matches, hypothesis k-grams, lengths). Corpus BLEU is :func:`bleu_of_sums` of their sum."""
+    h, r = text_tokens(hyp), text_tokens(ref)
+    matches, totals = [], []
+    for k in range(1, n + 1):
+        hg, rg = ngrams(h, k), ngrams(r, k)
+        matches.append(sum(min(c, rg[g]) for g, c in hg.items()))
+        totals.append(sum(hg.values()))
+    return matches + totals + [len(h), len(r)]
+
+
+def bleu_of_sums(sums, n: int = 4) -> float:
+    """Cumulative BLEU-n from summed :func:`bleu_counts` (length ``2n + 2``)."""
+    matches, totals = sums[:n], sums[n: 2 * n]
+    hyp_len, ref_len = sums[2 * n], sums[2 * n + 1]
+    if hyp_len == 0 or any(m == 0 for m in matches):
+        return 0.0
+    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / n
+    brevity = 1.0 if hyp_len >= ref_len else math.exp(1 - ref_len / hyp_len)
+    return float(brevity * math.exp(log_precision))
+
+
 def corpus_bleu(hyps: list[str], refs: list[str], n: int = 4) -> float | None:
     """Cumulative corpus BLEU-n (None for an empty corpus)."""
     _check(hyps, refs)
     if not hyps:
         return None
-    matches, totals = [0] * n, [0] * n
-    hyp_len = ref_len = 0
-    for hyp, ref in zip(hyps, refs):
-        h, r = text_tokens(hyp), text_tokens(ref)
-        hyp_len, ref_len = hyp_len + len(h), ref_len + len(r)
-        for k in range(1, n + 1):
-            hg, rg = ngrams(h, k), ngrams(r, k)
-            matches[k - 1] += sum(min(c, rg[g]) for g, c in hg.items())
-            totals[k - 1] += sum(hg.values())
-    if hyp_len == 0 or any(m == 0 for m in matches):
-        return 0.0
-    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / n
-    brevity = 1.0 if hyp_len >= ref_len else math.exp(1 - ref_len / hyp_len)
-    return brevity * math.exp(log_precision)
+    sums = [sum(col) for col in zip(*(bleu_counts(h, r, n) for h, r in zip(hyps, refs)))]
+    return bleu_of_sums(sums, n)
 
 
 def corpus_gleu(hyps: list[str], refs: list[str], min_n: int = 1, max_n: int = 4) -> float | None:

@@ -21,7 +21,8 @@ def bootstrap_ci(values: Sequence[float], statistic: Callable = None, n_resample
                  confidence: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
     """Percentile bootstrap interval of ``statistic`` (default: mean) over ``values``.
 
-    None when there are no values. Deterministic for a given seed.
+    None when there are no values, or when ``statistic`` is undefined (NaN) on every resample
+    (resamples where it is NaN are left out of the interval). Deterministic for a given seed.
     """
     import numpy as np
 
@@ -35,6 +36,9 @@ def bootstrap_ci(values: Sequence[float], statistic: Callable = None, n_resample
     else:
         stats = np.array([statistic(data[row]) for row in idx])
     alpha = (1.0 - confidence) / 2
+    stats = stats[np.isfinite(stats)]        # a resample whose statistic is undefined (NaN) is left out
+    if len(stats) == 0:
+        return None
     lo, hi = np.quantile(stats, [alpha, 1 - alpha])
     return float(lo), float(hi)
 

@@ -16,6 +16,11 @@ file), so the same arguments give the same bytes, and changing one file's size d
 the others. ``corpus_summary.json`` (also returned) lists files, formats, origins, record counts
 and SHA-256 digests.
 
+Optional files are written only when ``sizes`` asks for them (so the default corpus is the same
+bytes with or without them): ``meddialog_outbreak`` (``OPTIONAL_FILES``), MedDialog raw text
+about the new-outbreak family of ``data/outbreak.yaml``, the small target set of MedDialog's
+transfer experiment (CovidDialog had 1,088 consultations).
+
 Also re-exported here for the judges and benchmarks: ``compose_answer`` (the four answer styles)
 and ``iter_meddialog_raw_blocks`` (stream N consultations without holding them).
 """
@@ -32,9 +37,11 @@ from pathlib import Path
 from data_recipes.synthetic import corpus_records as build
 from data_recipes.synthetic.answers import STYLES, compose_answer, compose_patient_message, draw_case
 from data_recipes.synthetic.consultations import iter_consultations, iter_meddialog_raw_blocks
+from data_recipes.synthetic.outbreak import CORPUS_KEY as OUTBREAK_KEY
+from data_recipes.synthetic.outbreak import iter_outbreak_blocks
 from data_recipes.synthetic.world import CONDITIONS
 
-__all__ = ["FILES", "write_corpus", "compose_answer", "compose_patient_message", "draw_case", "STYLES",
+__all__ = ["FILES", "OPTIONAL_FILES", "write_corpus", "compose_answer", "compose_patient_message", "draw_case", "STYLES",
            "iter_meddialog_raw_blocks", "iter_consultations", "default_sizes"]
 
 LANGUAGES = ("zh", "en")
@@ -47,7 +54,7 @@ class CorpusFile:
     filename: str                # with a {lang} placeholder; .txt raw text, .jsonl, .json
     format: str                  # the reader that reads it (data_recipes.readers.FORMATS)
     origin: str                  # real_doctor | distilled | preference | pretrain | safety | eval
-    builder: Callable | None     # (n, rng, lang) -> records; None for MedDialog raw text
+    builder: Callable | None     # (n, rng, lang) -> records; raw text: (n, seed, lang) -> blocks, None: the world's
     size: Callable[[int], int]   # default record count from n_consultations
 
     @property
@@ -84,6 +91,13 @@ FILES: tuple[CorpusFile, ...] = (
 )
 
 
+# written only when write_corpus(sizes=...) gives them a count
+OPTIONAL_FILES: tuple[CorpusFile, ...] = (
+    CorpusFile(OUTBREAK_KEY, "meddialog_outbreak_{lang}.txt", "meddialog_raw", "real_doctor", iter_outbreak_blocks,
+               lambda n: 0),
+)
+
+
 def default_sizes(n_consultations: int) -> dict[str, int]:
     """Record count per file key for ``n_consultations`` (the HuatuoGPT mix is roughly even)."""
     return {f.key: f.size(n_consultations) for f in FILES}
@@ -98,7 +112,8 @@ def write_corpus(
 ) -> dict:
     """Write every corpus file for each language into ``out_dir``; return the summary.
 
-    ``sizes`` overrides record counts per file key (see ``default_sizes``); 0 skips a file.
+    ``sizes`` overrides record counts per file key (see ``default_sizes``); 0 skips a file. An
+    optional file (``OPTIONAL_FILES``, e.g. ``meddialog_outbreak``) is written when it gets a count.
     """
     languages = tuple(languages)
     bad = [lang for lang in languages if lang not in LANGUAGES]
@@ -106,7 +121,7 @@ def write_corpus(
         raise ValueError(f"languages must be a non-empty subset of {LANGUAGES}, got {languages}")
     if n_consultations < 0:
         raise ValueError(f"n_consultations must be >= 0, got {n_consultations}")
-    counts = default_sizes(n_consultations)
+    counts = default_sizes(n_consultations) | {f.key: 0 for f in OPTIONAL_FILES}
     unknown = sorted(set(sizes or {}) - set(counts))
     if unknown:
         raise ValueError(f"unknown corpus file keys in sizes: {unknown}; known: {sorted(counts)}")
@@ -115,7 +130,7 @@ def write_corpus(
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for lang in languages:
-        for spec in FILES:
+        for spec in FILES + OPTIONAL_FILES:
             if counts[spec.key] > 0:
                 files.append(_write_file(out, spec, lang, counts[spec.key], seed))
     summary = {"generator": "medalign-synthetic-v1", "seed": seed, "n_consultations": n_consultations,
@@ -129,7 +144,7 @@ def write_corpus(
 def _write_file(out: Path, spec: CorpusFile, lang: str, n: int, seed: int) -> dict:
     path = out / spec.filename.format(lang=lang)
     if spec.layout == "raw":
-        chunks: Iterable[str] = iter_meddialog_raw_blocks(n, seed, lang)
+        chunks: Iterable[str] = (spec.builder or iter_meddialog_raw_blocks)(n, seed, lang)
     else:
         rng = random.Random(f"medalign-synth:{seed}:{lang}:{spec.key}")
         records = spec.builder(n, rng, lang)

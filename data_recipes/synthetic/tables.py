@@ -4,7 +4,8 @@
     common = load_common_departments()              # extra department names for the lexicon
 
 The tables are data, not Python: ``departments.yaml``, ``conditions_*.yaml`` (read in file-name
-order; a new file of conditions needs no code) and ``common_departments.yaml``. Each file is
+order; a new file of conditions needs no code), ``common_departments.yaml`` and ``outbreak.yaml``
+(a family of new conditions outside the world: ``load_outbreak``, used by ``outbreak.py``). Each file is
 validated by the pydantic models below; a problem raises :class:`medalign.config.ConfigError`
 naming the file, the line and the field (``conditions_medicine.yaml:12: conditions.0.name.en:
 Field required``). Content rules that span entries (sizes, languages, names inside phrases,
@@ -31,6 +32,7 @@ _REPO = DATA_DIR.parents[2]
 DEPARTMENTS_FILE = "departments.yaml"
 CONDITION_FILES = "conditions_*.yaml"
 COMMON_DEPARTMENTS_FILE = "common_departments.yaml"
+OUTBREAK_FILE = "outbreak.yaml"
 KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -76,6 +78,19 @@ class DepartmentsFile(StrictModel):
 
 class ConditionsFile(StrictModel):
     conditions: list[ConditionEntry] = Field(min_length=1, description="conditions, in order")
+
+
+class Outbreak(StrictModel):
+    """A family of new conditions outside the world (MedDialog's transfer target, like COVID-19
+    was for CovidDialog): written only when asked, never part of ``CONDITIONS``."""
+
+    name: Names = Field(description="the outbreak's name (the new pathogen)")
+    description: str = Field(min_length=1, description="what the family is, for the reader")
+    conditions: list[ConditionEntry] = Field(min_length=2, description="its conditions, in order")
+
+
+class OutbreakFile(StrictModel):
+    outbreak: Outbreak = Field(description="the new-outbreak family of conditions")
 
 
 class CommonDepartment(StrictModel):
@@ -127,6 +142,12 @@ def load_world(data_dir: Path = DATA_DIR) -> tuple[dict[str, Department], tuple[
             tuple(_condition(c) for c in conditions))
 
 
+def load_outbreak(data_dir: Path = DATA_DIR) -> tuple[Outbreak, tuple[Condition, ...]]:
+    """The new-outbreak family (``outbreak.yaml``) and its conditions, in file order."""
+    outbreak = load_table(data_dir / OUTBREAK_FILE, OutbreakFile).outbreak
+    return outbreak, tuple(_condition(c) for c in outbreak.conditions)
+
+
 def load_common_departments(data_dir: Path = DATA_DIR) -> list[CommonDepartment]:
     """Department names beyond the world's own (common_departments.yaml), for the lexicon."""
     return load_table(data_dir / COMMON_DEPARTMENTS_FILE, CommonDepartmentsFile).common_departments
@@ -150,5 +171,19 @@ def condition_location(key: str, *field: str | int, data_dir: Path = DATA_DIR) -
     if found is None:
         return ""
     path, data, index = found
-    shown = path.relative_to(_REPO) if path.is_relative_to(_REPO) else path
-    return f"{shown}:{line_of(data, ('conditions', index, *field))}: "
+    return f"{_shown(path)}:{line_of(data, ('conditions', index, *field))}: "
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(_REPO) if path.is_relative_to(_REPO) else path
+
+
+def outbreak_location(key: str, *field: str | int, data_dir: Path = DATA_DIR) -> str:
+    """``file:line: `` of an outbreak condition's entry (or field) in outbreak.yaml, '' if unknown."""
+    path = data_dir / OUTBREAK_FILE
+    data = load_yaml(path)
+    entries = (data.get("outbreak") or {}).get("conditions") or []
+    index = next((i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("key") == key), None)
+    if index is None:
+        return ""
+    return f"{_shown(path)}:{line_of(data, ('outbreak', 'conditions', index, *field))}: "

@@ -18,6 +18,7 @@ longest first, so the rule holds even for extra names a caller adds.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from data_recipes.synthetic.schema import Condition, Department
 from data_recipes.synthetic.tables import condition_location, load_world
@@ -81,9 +82,14 @@ def validate_world() -> None:
         raise ValueError("invalid synthetic world:\n  " + "\n  ".join(problems))
 
 
-def _condition_problems(cond: Condition) -> list[str]:
+def _condition_problems(cond: Condition, known: dict[str, Condition] | None = None,
+                        locate: Callable[..., str] = condition_location) -> list[str]:
+    """Problems of one condition; ``known``: the conditions its differentials may name (default:
+    the world's), ``locate``: ``file:line: `` of one of its fields."""
+    known = CONDITIONS_BY_KEY if known is None else known
+
     def where(*field: str) -> str:        # "data/conditions_x.yaml:LINE: condition 'key'"
-        return f"{condition_location(cond.key, *field)}condition {cond.key!r}"
+        return f"{locate(cond.key, *field)}condition {cond.key!r}"
 
     problems = []
     if cond.department not in DEPARTMENTS:
@@ -91,7 +97,7 @@ def _condition_problems(cond: Condition) -> list[str]:
     if not cond.differentials:
         problems.append(f"{where('differentials')}: no differentials")
     for other in cond.differentials:
-        if other == cond.key or other not in CONDITIONS_BY_KEY:
+        if other == cond.key or other not in known:
             problems.append(f"{where('differentials')}: differential {other!r} is not another condition")
     for lang in LANGUAGES:
         if not cond.name.get(lang, "").strip():
@@ -112,21 +118,25 @@ def _condition_problems(cond: Condition) -> list[str]:
     return problems
 
 
-def _name_problems() -> list[str]:
+def _name_problems(conditions: tuple[Condition, ...] | None = None,
+                   locate: Callable[..., str] = condition_location) -> list[str]:
+    """Names that are not unique or contain another name, and phrases that contain a name, over
+    ``conditions`` (default: the world's) and the departments."""
+    conditions = CONDITIONS if conditions is None else conditions
     problems = []
     for lang in LANGUAGES:
-        names = [c.name[lang] for c in CONDITIONS] + [d.name[lang] for d in DEPARTMENTS.values()]
+        names = [c.name[lang] for c in conditions] + [d.name[lang] for d in DEPARTMENTS.values()]
         lowered = [n.lower() for n in names]
         if len(set(lowered)) != len(lowered):
             problems.append(f"{lang} names are not unique")
         for a in lowered:
             problems += [f"{lang} name {b!r} contains name {a!r}" for b in lowered if a != b and a in b]
-        for cond in CONDITIONS:
+        for cond in conditions:
             for field, _, _ in FIELD_SIZES:
                 for i, phrase in enumerate(getattr(cond, field)[lang]):
                     low = phrase.lower()
                     problems += [
-                        f"{condition_location(cond.key, field, lang, i)}condition {cond.key!r}: "
+                        f"{locate(cond.key, field, lang, i)}condition {cond.key!r}: "
                         f"{field}[{lang}] phrase {phrase!r} contains name {n!r}"
                         for n in lowered if n in low
                     ]

@@ -52,7 +52,8 @@ def _validate_world_table(path: Path) -> None:
     from data_recipes.synthetic import tables
 
     model = {tables.DEPARTMENTS_FILE: tables.DepartmentsFile,
-             tables.COMMON_DEPARTMENTS_FILE: tables.CommonDepartmentsFile}.get(path.name)
+             tables.COMMON_DEPARTMENTS_FILE: tables.CommonDepartmentsFile,
+             tables.OUTBREAK_FILE: tables.OutbreakFile}.get(path.name)
     if model is None:
         assert path.match(tables.CONDITION_FILES), f"{path}: not a table tables.py loads"
         model = tables.ConditionsFile
@@ -87,6 +88,19 @@ def _validate_evaluation_file(path: Path) -> None:
     load_config(path, schemas[path.name])
 
 
+def _validate_scale(path: Path) -> None:
+    from alignment.bias.scale import load_scale
+
+    load_scale(path)
+
+
+def _validate_answer_cues(path: Path) -> None:
+    from alignment.bias.answers import AnswerCues
+    from medalign.config import load_config
+
+    load_config(path, AnswerCues)
+
+
 VALIDATORS = {
     "jobs": _validate_job,
     "data_recipes/synthetic/data": _validate_world_table,
@@ -97,6 +111,10 @@ VALIDATORS = {
     "judges/server": _validate_server_table,
     "alignment/evaluation/prompts": _validate_evaluation_file,
     "alignment/evaluation/data": _validate_evaluation_file,
+
+
+    "alignment/bias/scales": _validate_scale,
+    "alignment/bias": _validate_answer_cues,          # alignment/bias/answer_cues.yaml
 }
 NOT_CONFIG = {"environment.yml"}      # conda's file, checked against pyproject below
 

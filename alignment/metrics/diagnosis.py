@@ -1,0 +1,106 @@
+"""Clinical accuracy without an LLM: does a reply commit to the diagnosis the doctor made?
+
+On held-out consultations the reference is the doctor's reply. When it names exactly one of
+the *target* conditions (the conditions under study: the new-outbreak family of the demo world,
+or a file of names for real data), that condition is the truth for the prompt; a reply is
+correct when the only condition it names is that one (naming it among others is a hedge, not a
+diagnosis). Prompts whose reference names no target condition, or several, are not counted
+(the doctor asked a question, or gave advice only).
+
+    matcher = condition_matcher("outbreak")              # world + outbreak names
+    rows = diagnosis_rows(replies, references, matcher)  # (N, 2): [correct, counted] per prompt
+    ratio_of_sums(rows.sum(0))                           # accuracy over the counted prompts
+
+Names are found by the project's one matcher (``data_recipes.synthetic.lexicon``: leftmost,
+longest first, ASCII names as whole words). Every condition of the world is a name too, so a
+reply that names a world condition instead is wrong, not skipped. This is a local stand-in for
+the clinical metrics of ``alignment/evaluation/`` (the "eval" work), to be pointed at them.
+
+A file of target conditions for real data (``target_conditions: path/to/names.yaml``)::
+
+    conditions:
+      - {key: covid19, names: [新冠肺炎, 新型冠状病毒肺炎, COVID-19]}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+
+from medalign.config import StrictModel
+
+OUTBREAK = "outbreak"        # target_conditions naming the demo world's new-outbreak family
+
+
+class TargetCondition(StrictModel):
+    """A condition under study and the names a doctor writes it by."""
+
+    key: str = Field(min_length=1, description="stable id")
+    names: list[str] = Field(min_length=1, description="its names, any language (matched case-insensitively)")
+
+
+class TargetConditionsFile(StrictModel):
+    conditions: list[TargetCondition] = Field(min_length=1, description="the target conditions")
+
+
+@dataclass(frozen=True)
+class ConditionMatcher:
+    """Condition names (target and world) -> keys, and which keys are targets."""
+
+    names: object                    # data_recipes.synthetic.lexicon.NameSet
+    targets: frozenset[str]
+
+    def conditions_in(self, text: str) -> list[str]:
+        """Keys of the conditions named in ``text``, in order of first mention."""
+        from data_recipes.synthetic.lexicon import find_names
+
+        return find_names(self.names, text or "")
+
+
+def condition_matcher(target_conditions: str) -> ConditionMatcher:
+    """The matcher for ``"outbreak"`` (the demo family) or a YAML file of :class:`TargetConditionsFile`.
+
+    A missing or invalid file raises ``ConfigError`` naming the file, line and field."""
+    from data_recipes.synthetic.lexicon import NameSet
+    from data_recipes.synthetic.world import CONDITIONS
+
+    names = {n.lower(): c.key for c in CONDITIONS for n in c.name.values()}
+    if target_conditions == OUTBREAK:
+        from data_recipes.synthetic.outbreak import outbreak_conditions
+
+        targets = {c.key: list(c.name.values()) for c in outbreak_conditions()}
+    else:
+        from data_recipes.synthetic.tables import load_table
+
+        path = Path(target_conditions)
+        if not path.is_file():
+            raise FileNotFoundError(f"target_conditions: {path} not found (give '{OUTBREAK}' or a YAML file "
+                                    f"of {{conditions: [{{key, names}}]}})")
+        targets = {c.key: c.names for c in load_table(path, TargetConditionsFile).conditions}
+    for key, target_names in targets.items():
+        names.update({n.lower(): key for n in target_names})
+    return ConditionMatcher(NameSet.of(names), frozenset(targets))
+
+
+def diagnosis_truth(reference: str | None, matcher: ConditionMatcher) -> str | None:
+    """The target condition the reference names, when it names exactly one condition and that
+    one is a target; else None (the prompt is not counted)."""
+    named = matcher.conditions_in(reference or "")
+    return named[0] if len(named) == 1 and named[0] in matcher.targets else None
+
+
+def diagnosis_rows(replies: list[str], references: list[str | None], matcher: ConditionMatcher) -> list[list[int]]:
+    """Per prompt ``[correct, counted]``: ``[1, 1]`` the reply names only the true condition,
+    ``[0, 1]`` it names none, another or several, ``[0, 0]`` the prompt has no truth."""
+    if len(replies) != len(references):
+        raise ValueError(f"{len(replies)} replies but {len(references)} references")
+    rows = []
+    for reply, reference in zip(replies, references):
+        truth = diagnosis_truth(reference, matcher)
+        if truth is None:
+            rows.append([0, 0])
+        else:
+            rows.append([int(matcher.conditions_in(reply) == [truth]), 1])
+    return rows
