@@ -133,6 +133,12 @@ def _quiet(args: argparse.Namespace) -> bool:
     return False
 
 
+def _read_counts(source: dict) -> str:
+    """", 70 records read, 7 quarantined (6 unanswered), 63 kept" for ``data validate``."""
+    unanswered = f" ({source['unanswered']} unanswered)" if source["unanswered"] else ""
+    return f", {source['read']} records read, {source['quarantined']} quarantined{unanswered}, {source['kept']} kept"
+
+
 def _validate(args: argparse.Namespace) -> int:
     quiet = _quiet(args)
     resolved = _load(args)
@@ -143,8 +149,7 @@ def _validate(args: argparse.Namespace) -> int:
         counts = check_build(resolved, progress=not quiet)
     print(f"ok: {resolved.path} (recipe {recipe.name}, hash {resolved.recipe_hash})")
     for src, files in zip(recipe.sources, resolved.source_files):
-        read = "" if args.no_read else ", {read} records read, {quarantined} quarantined, {kept} kept".format(
-            **counts["sources"][src.name])
+        read = "" if args.no_read else _read_counts(counts["sources"][src.name])
         print(f"  source {src.name}: {src.format}, {src.origin}, {len(files)} file(s){read}")
     for kind in ("sft", "prompts", "preferences", "ranked", "pretrain"):
         output = getattr(recipe.outputs, kind)
@@ -183,7 +188,9 @@ def _build(args: argparse.Namespace) -> int:
     print(f"built {report['recipe']['name']} into {out} in {report['timings']['total_s']}s")
     for kind, section in report["outputs"].items():
         print(f"  {kind}: {section['total_actual']} rows {section['by_split']}")
-    print(f"  quarantined: {report['quarantine']['total']}  duplicates: exact {report['dedup']['exact']}, "
+    unanswered = report["quarantine"]["unanswered"]
+    print(f"  quarantined: {report['quarantine']['total']}{f' ({unanswered} unanswered)' if unanswered else ''}  "
+          f"duplicates: exact {report['dedup']['exact']}, "
           f"near {report['dedup']['near']}  (details: {out / 'build_report.json'})")
     for warning in report["warnings"]:
         print(f"  warning: {warning}")

@@ -3,8 +3,8 @@
 Two families:
 
 * record transforms (a source's ``transforms:`` list), ``fn(record, spec, counts) -> Record | Drop``:
-  merge_consecutive_speakers, normalize_roles, drop_closing_courtesies, filter_length,
-  filter_language, scrub_pii.
+  description_as_first_turn, merge_consecutive_speakers, normalize_roles, drop_closing_courtesies,
+  filter_length, filter_language, scrub_pii.
   Each has a spec model (its YAML parameters), written ``- scrub_pii`` or
   ``- {name: filter_length, max_chars: 2000}``.
 * builders (``build:`` of an output's mix component), ``fn(record) -> list[row dict]``:
@@ -24,6 +24,7 @@ from pydantic import BeforeValidator, Field
 
 from data_recipes.records import Record
 from data_recipes.transforms import builders
+from data_recipes.transforms.description import DescriptionAsFirstTurn, description_as_first_turn
 from data_recipes.transforms.filters import FilterLanguage, FilterLength, filter_language, filter_length
 from data_recipes.transforms.pii import ScrubPii, scrub_pii
 from data_recipes.transforms.speakers import (
@@ -41,6 +42,7 @@ __all__ = ["Drop", "RECORD_TRANSFORMS", "TransformSpec", "BUILDERS", "BUILDER_KI
 
 RECORD_TRANSFORMS: dict[str, tuple[Callable, type]] = {
     fn.__name__: (fn, spec) for fn, spec in [
+        (description_as_first_turn, DescriptionAsFirstTurn),
         (merge_consecutive_speakers, MergeConsecutiveSpeakers),
         (normalize_roles, NormalizeRoles),
         (drop_closing_courtesies, DropClosingCourtesies),

@@ -59,6 +59,13 @@ def _validate_world_table(path: Path) -> None:
     tables.load_table(path, model)
 
 
+def _validate_pii_places(path: Path) -> None:
+    from data_recipes.synthetic.tables import load_table
+    from data_recipes.transforms.pii_places import PlaceWords
+
+    load_table(path, PlaceWords)
+
+
 def _validate_injection_patterns(path: Path) -> None:
     from judges.flags import InjectionPatterns
     from medalign.config import load_config
@@ -73,6 +80,7 @@ VALIDATORS = {
     "data_recipes/recipes": _validate_recipe,
     "judges/prompts": _validate_template,
     "alignment/capacity": _validate_capacity_table,
+    "data_recipes/transforms": _validate_pii_places,     # pii_places.yaml
 }
 NOT_CONFIG = {"environment.yml"}      # conda's file, checked against pyproject below
 
