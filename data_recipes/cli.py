@@ -141,6 +141,8 @@ def _read_counts(source: dict) -> str:
 
 def _validate(args: argparse.Namespace) -> int:
     quiet = _quiet(args)
+    from data_recipes.transforms import OUTPUT_KINDS
+
     resolved = _load(args)
     recipe = resolved.recipe
     if not args.no_read:
@@ -151,7 +153,7 @@ def _validate(args: argparse.Namespace) -> int:
     for src, files in zip(recipe.sources, resolved.source_files):
         read = "" if args.no_read else _read_counts(counts["sources"][src.name])
         print(f"  source {src.name}: {src.format}, {src.origin}, {len(files)} file(s){read}")
-    for kind in ("sft", "prompts", "preferences", "ranked", "pretrain"):
+    for kind in OUTPUT_KINDS:
         output = getattr(recipe.outputs, kind)
         if output:
             parts = ", ".join(f"{c.source}:{c.fraction if c.fraction is not None else c.count}" for c in output.mix)

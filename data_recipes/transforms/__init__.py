@@ -64,7 +64,7 @@ TransformSpec = Annotated[
     BeforeValidator(_shorthand),
 ]
 
-OUTPUT_KINDS = ("sft", "prompts", "preferences", "ranked", "pretrain")
+OUTPUT_KINDS = ("sft", "prompts", "preferences", "ranked", "pretrain", "cases")
 
 # output kind -> builder name -> function (names equal function names by construction)
 BUILDERS: dict[str, dict[str, Callable[[Record], list[dict]]]] = {
@@ -74,10 +74,12 @@ BUILDERS: dict[str, dict[str, Callable[[Record], list[dict]]]] = {
         "preferences": [builders.preference_pairs],
         "ranked": [builders.ranked_tuples],
         "pretrain": [builders.pretrain_text],
+        "cases": [builders.routing_case],
     }.items()
 }
 DEFAULT_BUILDER = {"sft": "per_turn_examples", "prompts": "final_turn_prompt",
-                   "preferences": "preference_pairs", "ranked": "ranked_tuples", "pretrain": "pretrain_text"}
+                   "preferences": "preference_pairs", "ranked": "ranked_tuples", "pretrain": "pretrain_text",
+                   "cases": "routing_case"}
 
 _CHAT = frozenset({"dialogue", "qa"})
 _REWARD = frozenset({"preference", "ranked"})
@@ -88,6 +90,7 @@ BUILDER_KINDS: dict[str, frozenset[str]] = {
     "first_turn_prompt": _CHAT | _REWARD,
     "preference_pairs": _REWARD, "ranked_tuples": _REWARD,
     "pretrain_text": _CHAT | {"text"},
+    "routing_case": _CHAT,
 }
 
 

@@ -1,4 +1,5 @@
-"""Builders: how one record becomes rows of an output (SFT examples, prompts, pairs, tuples, text).
+"""Builders: how one record becomes rows of an output (SFT examples, prompts, pairs, tuples, text,
+routing cases).
 
 A builder is ``fn(record) -> list[dict]``; each dict holds the output-specific fields of one
 row plus ``suffix`` (the row id is ``<consultation_id>#<suffix>``). The build adds the common
@@ -231,3 +232,21 @@ def pretrain_text(record: Record) -> list[dict]:
     labels = _SPEAKER["en" if record.language == "en" else "zh"]
     text = "\n".join(labels[t.role] + t.content for t in record.turns)
     return [{"suffix": "doc", "text": text, "turn": None}] if text else []
+
+
+# --- cases (department routing and doctor recommendation, RealMedDial / MEDI-BERPT) ---------
+
+def routing_case(record: Record) -> list[dict]:
+    """One case per consultation with a department: the patient's turns before the doctor's
+    first reply (the "description" a router reads), that reply, the department, the diagnosis and,
+    when the source names one (RealMedDial), the doctor and the doctor's profile."""
+    department = record.meta.get("department")
+    first_reply = next((i for i, t in enumerate(record.turns) if t.role == "assistant"), None)
+    opening = [t for t in record.turns[:first_reply] if t.role == "user"]
+    if not department or not opening or first_reply is None:
+        return []
+    meta = record.meta
+    return [{"suffix": "case", "turn": None, "messages": _messages(opening),
+             "reply": record.turns[first_reply].content, "department": department,
+             "diagnosis": meta.get("diagnosis"), "doctor": meta.get("doctor_id"),
+             "doctor_profile": meta.get("doctor_profile")}]

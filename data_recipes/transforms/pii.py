@@ -196,8 +196,10 @@ def scrub_pii(record: Record, spec: ScrubPii, counts: Counter) -> Record | Drop:
         record.text = scrub_text(record.text, kinds, counts, spec.scrub_invalid_ids)
     if record.responses:
         record.responses = [scrub_text(r, kinds, counts, spec.scrub_invalid_ids) for r in record.responses]
-    # metadata reaches the outputs only as a prompt's reference answer (Med-dialog cases); other
-    # metadata (descriptions, consultation URLs) is never written, so it is not scanned
-    if isinstance(record.meta.get("reference"), str):
-        record.meta["reference"] = scrub_text(record.meta["reference"], kinds, counts, spec.scrub_invalid_ids)
+    # metadata reaches the outputs as a prompt's reference answer (Med-dialog cases) and as a
+    # routing case's diagnosis and doctor profile; other metadata (descriptions, consultation
+    # URLs) is never written, so it is not scanned
+    for key in ("reference", "diagnosis", "doctor_profile"):
+        if isinstance(record.meta.get(key), str):
+            record.meta[key] = scrub_text(record.meta[key], kinds, counts, spec.scrub_invalid_ids)
     return record

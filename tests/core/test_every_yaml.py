@@ -49,10 +49,11 @@ def _validate_capacity_table(path: Path) -> None:
 
 
 def _validate_world_table(path: Path) -> None:
-    from data_recipes.synthetic import tables
+    from data_recipes.synthetic import doctors, tables
 
     model = {tables.DEPARTMENTS_FILE: tables.DepartmentsFile,
-             tables.COMMON_DEPARTMENTS_FILE: tables.CommonDepartmentsFile}.get(path.name)
+             tables.COMMON_DEPARTMENTS_FILE: tables.CommonDepartmentsFile,
+             doctors.DOCTORS_FILE: doctors.DoctorsFile}.get(path.name)
     if model is None:
         assert path.match(tables.CONDITION_FILES), f"{path}: not a table tables.py loads"
         model = tables.ConditionsFile
