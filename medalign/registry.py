@@ -28,6 +28,10 @@ BUILTIN_STAGES: dict[str, str] = {
     "dpo": "alignment.stages.dpo",
     "online_rl": "alignment.stages.online_rl",
     "eval": "alignment.stages.eval",
+    "router": "alignment.stages.router",
+    "routing_gain": "alignment.stages.routing_gain",
+    "policy_routing": "alignment.stages.policy_routing",
+    "doctor_rank": "alignment.stages.doctor_rank",
 }
 
 

@@ -88,6 +88,14 @@ _ROUTING_QUESTIONS = {
 _ROUTING_ANSWERS = {"zh": "建议到{dept}就诊。", "en": "You should see {dept}."}
 
 
+def routing_question(record_id: str, language: str | None) -> str:
+    """The "which department should I see?" question a routing row asks, picked by a hash of the
+    record id among a few phrasings (the ``policy_routing`` stage asks the same way)."""
+    questions = _ROUTING_QUESTIONS["en" if language == "en" else "zh"]
+    pick = int.from_bytes(hashlib.blake2b(record_id.encode(), digest_size=2).digest(), "little")
+    return questions[pick % len(questions)]
+
+
 def department_routing(record: Record) -> list[dict]:
     """Auxiliary task from metadata (MEDI-BERPT / RealMedDial): the patient's first message +
     "which department should I see?" -> the department in ``meta["department"]``."""
@@ -96,10 +104,8 @@ def department_routing(record: Record) -> list[dict]:
     if not department or not first_user:
         return []
     lang = "en" if record.language == "en" else "zh"
-    questions = _ROUTING_QUESTIONS[lang]
-    pick = int.from_bytes(hashlib.blake2b(record.id.encode(), digest_size=2).digest(), "little")
     return [{"suffix": "dept", "turn": None, "messages": [
-        {"role": "user", "content": first_user + "\n\n" + questions[pick % len(questions)]},
+        {"role": "user", "content": first_user + "\n\n" + routing_question(record.id, lang)},
         {"role": "assistant", "content": _ROUTING_ANSWERS[lang].format(dept=department)},
     ]}]
 
