@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from alignment.chat import assistant_spans, prompt_text
 from alignment.reward_scoring import encode_right_padded
 from alignment.routing.cases import Cases
-from alignment.stages.reward_listwise import _scheduler
+from alignment.stages.reward_listwise import adamw_and_schedule, optimizer_step
 from alignment.stages.training_args import OptimSpec
 
 
@@ -116,10 +116,8 @@ def train_router(model: RouterModel, tokenizer, cases: Cases, labels: list[str],
     index = {label: i for i, label in enumerate(labels)}
     targets = torch.tensor([index[label] for label in cases.labels], dtype=torch.long)
     params = model.parameters()
-    opt = torch.optim.AdamW(params, lr=optim.learning_rate, betas=(optim.adam_beta1, optim.adam_beta2),
-                            eps=optim.adam_epsilon, weight_decay=optim.weight_decay)
     steps = total_steps(len(cases.labels), optim)
-    sched = _scheduler(opt, optim, steps)
+    opt, sched = adamw_and_schedule(params, optim, steps)
     bf16 = device.startswith("cuda") and optim.dtype in ("auto", "bfloat16")
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else nullcontext
     rng, order, history = random.Random(seed), [], []
@@ -148,12 +146,7 @@ def train_router(model: RouterModel, tokenizer, cases: Cases, labels: list[str],
                     sums["generation"] += lm_loss.item() * share
                     loss = loss + generation_weight * lm_loss
             (loss * share).backward()
-        if optim.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, optim.max_grad_norm)
-        lr = sched.get_last_lr()[0]
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+        lr = optimizer_step(opt, sched, params, optim.max_grad_norm)
         history.append(sums)
         if log is not None and (step % optim.logging_steps == 0 or step in (1, steps)):
             log({"train/loss": sums["routing"] + generation_weight * sums["generation"],
