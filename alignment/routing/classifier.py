@@ -106,7 +106,7 @@ def total_steps(n_cases: int, optim: OptimSpec) -> int:
 def train_router(model: RouterModel, tokenizer, cases: Cases, labels: list[str], optim: OptimSpec,
                  max_length: int, generation_weight: float, seed: int, device: str = "cpu",
                  progress: bool = False, log=None) -> dict:
-    """Train on ``cases`` (AdamW, ``optim``'s schedule, clipping and batch sizes); returns the
+    """Train on ``cases`` (``optim``'s optimizer, schedule, clipping and batch sizes); returns the
     routing and generation losses at the first and last step. ``log(scalars, step)`` gets
     ``train/loss``, ``train/routing_loss``, ``train/generation_loss``, ``train/learning_rate``."""
     import torch

@@ -65,11 +65,15 @@ def _scheduler(optimizer, optim: OptimSpec, total_steps: int):
 
 
 def adamw_and_schedule(params: list, optim: OptimSpec, total_steps: int):
-    """(AdamW over ``params`` with ``optim``'s betas, epsilon and weight decay, its schedule)."""
+    """(the optimizer ``optim`` names over ``params``, its schedule): AdamW with ``optim``'s betas,
+    epsilon and weight decay, or plain SGD (``optimizer: sgd``)."""
     import torch
 
-    opt = torch.optim.AdamW(params, lr=optim.learning_rate, betas=(optim.adam_beta1, optim.adam_beta2),
-                            eps=optim.adam_epsilon, weight_decay=optim.weight_decay)
+    if optim.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=optim.learning_rate, weight_decay=optim.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=optim.learning_rate, betas=(optim.adam_beta1, optim.adam_beta2),
+                                eps=optim.adam_epsilon, weight_decay=optim.weight_decay)
     return opt, _scheduler(opt, optim, total_steps)
 
 
