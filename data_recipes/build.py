@@ -98,7 +98,7 @@ class FirstPass:
         stats.read += batch.items
         self.file_items[batch.file] += batch.items
         for q in batch.quarantined:
-            stats.add_quarantine(q.reason)
+            stats.add_quarantine(q.reason, q.unanswered)
             self.quarantine.write(spec, q)
         for (name, reason), n in batch.dropped.items():
             stats.dropped[f"{name}: {reason}"] += n
@@ -137,21 +137,22 @@ class FirstPass:
         self.spools[kind][j].write_batch(block.batch.filter(pa.array(mask)))
 
     def check_quarantine(self, index: int) -> None:
-        """Fail when a source's share of malformed records exceeds its max_quarantine_fraction."""
+        """Fail when a source's share of malformed records exceeds its max_quarantine_fraction
+        (unanswered consultations are quarantined but not malformed: they do not count)."""
         stats, spec = self.sources[index], self.recipe.sources[index]
         limit = spec.max_quarantine_fraction
         limit = self.recipe.max_quarantine_fraction if limit is None else limit
-        if not stats.read or stats.quarantined / stats.read <= limit:
+        if not stats.read or stats.malformed / stats.read <= limit:
             return
         reasons = dict(stats.quarantine_reasons.most_common(5))
-        if stats.quarantined == stats.read:
+        if stats.malformed == stats.read:
             raise ConfigError([
                 f"{self.resolved.where(('sources', index, 'format'))}: every one of the {stats.read} records of "
                 f"source {stats.name!r} is malformed: is format {spec.format!r} right for its files? "
                 f"reasons: {reasons}"])
         raise ConfigError([
-            f"{self.resolved.where(('sources', index))}: {stats.quarantined} of {stats.read} records of "
-            f"source {stats.name!r} are malformed ({stats.quarantined / stats.read:.1%}), above "
+            f"{self.resolved.where(('sources', index))}: {stats.malformed} of {stats.read} records of "
+            f"source {stats.name!r} are malformed ({stats.malformed / stats.read:.1%}), above "
             f"max_quarantine_fraction={limit:g}; reasons: {reasons}; see quarantine.jsonl"])
 
     def check_empty_files(self) -> None:
@@ -263,8 +264,8 @@ def check_build(resolved: ResolvedRecipe, progress: bool = False) -> dict:
         plan_outputs(state)
     finally:
         state.close()
-    return {"sources": {s.name: {"read": s.read, "quarantined": s.quarantined, "kept": s.kept,
-                                 "empty_files": s.empty_files} for s in state.sources},
+    return {"sources": {s.name: {"read": s.read, "quarantined": s.quarantined, "unanswered": s.unanswered,
+                                 "kept": s.kept, "empty_files": s.empty_files} for s in state.sources},
             "outputs": {kind: [{"source": c.source, "build": c.build, "requested": c.requested,
                                 "available": c.available} for c in comps]
                         for kind, comps in state.components.items()},
@@ -340,6 +341,7 @@ def _report(resolved: ResolvedRecipe, state: FirstPass, eval_index: EvalNgramInd
         "sources": {s.name: s.to_json() for s in state.sources},
         "quarantine": {"total": sum(s.quarantined for s in state.sources),
                        "by_source": {s.name: s.quarantined for s in state.sources},
+                       "unanswered": sum(s.unanswered for s in state.sources),
                        "scrubbed": not state.quarantine.raw,
                        "pii_spans": dict(sorted(state.quarantine.pii_spans.items()))},
         "dedup": {"exact": sum(s.exact_duplicates for s in state.sources),

@@ -138,8 +138,16 @@ def _quiet(args: argparse.Namespace) -> bool:
     return False
 
 
+def _read_counts(source: dict) -> str:
+    """", 70 records read, 7 quarantined (6 unanswered), 63 kept" for ``data validate``."""
+    unanswered = f" ({source['unanswered']} unanswered)" if source["unanswered"] else ""
+    return f", {source['read']} records read, {source['quarantined']} quarantined{unanswered}, {source['kept']} kept"
+
+
 def _validate(args: argparse.Namespace) -> int:
     quiet = _quiet(args)
+    from data_recipes.transforms import OUTPUT_KINDS
+
     resolved = _load(args)
     recipe = resolved.recipe
     if not args.no_read:
@@ -148,10 +156,9 @@ def _validate(args: argparse.Namespace) -> int:
         counts = check_build(resolved, progress=not quiet)
     print(f"ok: {resolved.path} (recipe {recipe.name}, hash {resolved.recipe_hash})")
     for src, files in zip(recipe.sources, resolved.source_files):
-        read = "" if args.no_read else ", {read} records read, {quarantined} quarantined, {kept} kept".format(
-            **counts["sources"][src.name])
+        read = "" if args.no_read else _read_counts(counts["sources"][src.name])
         print(f"  source {src.name}: {src.format}, {src.origin}, {len(files)} file(s){read}")
-    for kind in ("sft", "prompts", "preferences", "ranked", "pretrain"):
+    for kind in OUTPUT_KINDS:
         output = getattr(recipe.outputs, kind)
         if output:
             parts = ", ".join(f"{c.source}:{c.fraction if c.fraction is not None else c.count}" for c in output.mix)
@@ -176,7 +183,8 @@ def _build(args: argparse.Namespace) -> int:
     synthetic = None
     if args.synthetic is not None:
         synthetic = SyntheticCorpus(n_consultations=args.synthetic, seed=args.synthetic_seed,
-                                    languages=list(args.languages), outbreak_consultations=args.outbreak)
+                                    languages=list(args.languages),
+                                    sizes={"meddialog_outbreak": args.outbreak} if args.outbreak else {})
     elif args.outbreak:
         raise ConfigError(["--outbreak goes with --synthetic N (it adds a file to the generated corpus)"])
     backend = None
@@ -190,7 +198,9 @@ def _build(args: argparse.Namespace) -> int:
     print(f"built {report['recipe']['name']} into {out} in {report['timings']['total_s']}s")
     for kind, section in report["outputs"].items():
         print(f"  {kind}: {section['total_actual']} rows {section['by_split']}")
-    print(f"  quarantined: {report['quarantine']['total']}  duplicates: exact {report['dedup']['exact']}, "
+    unanswered = report["quarantine"]["unanswered"]
+    print(f"  quarantined: {report['quarantine']['total']}{f' ({unanswered} unanswered)' if unanswered else ''}  "
+          f"duplicates: exact {report['dedup']['exact']}, "
           f"near {report['dedup']['near']}  (details: {out / 'build_report.json'})")
     for warning in report["warnings"]:
         print(f"  warning: {warning}")

@@ -43,7 +43,7 @@ def _preview_lines(resolved: ResolvedRecipe, n: int, only: str | None) -> Iterat
         items = list(islice((item for f in files for batch in batched_items(job, f) for item in batch), n))
         batch = process_batch(job, str(files[0]), items, keep_records=True)
         for q in batch.quarantined:
-            yield f"  QUARANTINED line {q.source_line}: {q.reason}"
+            yield f"  QUARANTINED{' (unanswered)' if q.unanswered else ''} line {q.source_line}: {q.reason}"
         for (name, reason), count in batch.dropped.items():
             yield f"  dropped by {name} ({reason}): {count}"
         for record in batch.records:

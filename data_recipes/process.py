@@ -138,6 +138,9 @@ def process_batch(job: SourceJob, file: str, items: list[Record | Quarantined],
             out.quarantined.append(item)
             continue
         result = apply_transforms(item, job.spec.transforms, out.transform_counts)
+        if item.defect is not None:          # a reader's problem no transform repaired
+            out.quarantined.append(item.defect)
+            continue
         if isinstance(result, tuple):
             name, drop = result
             out.dropped[(name, drop.reason)] += 1

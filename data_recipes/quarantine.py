@@ -1,4 +1,5 @@
-"""``quarantine.jsonl``: one line per malformed record - source, file, line, reason, text.
+"""``quarantine.jsonl``: one line per malformed record - source, file, line, reason, text (and
+``"unanswered": true`` for a well-formed consultation no doctor answered).
 
 The text of a malformed record is scrubbed of personal information by the same rules as the
 outputs (the source's ``scrub_pii`` settings; the default rules for a source without one), so
@@ -46,6 +47,8 @@ class QuarantineWriter:
             text = scrub_text(text, frozenset(rules.kinds), self.pii_spans, rules.scrub_invalid_ids)
         line = {"source": source.name, "file": self._recorded(item.source_file), "line": item.source_line,
                 "reason": item.reason, "text": text, "scrubbed": not self.raw}
+        if item.unanswered:
+            line["unanswered"] = True
         self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     def close(self) -> None:

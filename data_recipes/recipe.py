@@ -63,14 +63,14 @@ class MixComponent(StrictModel):
     """How many rows of one output come from one source, built how."""
 
     source: str = Field(description="a source name")
-    build: str | None = Field(None, description="builder turning a record into rows (default per output: sft per_turn_examples, prompts final_turn_prompt, preferences preference_pairs, ranked ranked_tuples, pretrain pretrain_text)")
+    build: str | None = Field(None, description="builder turning a record into rows (default per output: sft per_turn_examples, prompts final_turn_prompt, preferences preference_pairs, ranked ranked_tuples, pretrain pretrain_text, cases routing_case)")
     fraction: float | None = Field(None, gt=0, le=1, description="share of the output's `total` (all components of an output use fractions, or all use counts)")
     count: int | Literal["all"] | None = Field(None, description="exact number of rows, or 'all' rows the source gives")
     upsample: bool = Field(False, description="allow repeating rows when the source has fewer than asked (repeats get ids with #r<k>)")
 
 
 class Output(StrictModel):
-    """One output dataset (sft, prompts, preferences, ranked or pretrain)."""
+    """One output dataset (sft, prompts, preferences, ranked, pretrain or cases)."""
 
     total: int | None = Field(None, gt=0, description="number of rows; required when the weights are fractions, forbidden with counts")
     mix: list[MixComponent] = Field(min_length=1, description="where the rows come from")
@@ -85,6 +85,7 @@ class Outputs(StrictModel):
     preferences: Output | None = Field(None, description="(prompt, chosen, rejected) pairs")
     ranked: Output | None = Field(None, description="k-way ranked responses (CMD style)")
     pretrain: Output | None = Field(None, description="plain text for continued pretraining")
+    cases: Output | None = Field(None, description="patient cases with their department (and doctor) for routing and doctor recommendation")
 
 
 class Splits(StrictModel):

@@ -3,7 +3,9 @@
 A reader turns one file of a real public format into a stream of :class:`Record` (a parsed
 consultation, QA pair, pretraining document or reward tuple) and :class:`Quarantined` (a record
 that could not be parsed, with the file, line and reason). Nothing is dropped silently: the
-builder counts and writes every Quarantined item to ``quarantine.jsonl``.
+builder counts and writes every Quarantined item to ``quarantine.jsonl``. A Quarantined item
+that is ``unanswered`` (a consultation with no doctor reply) is counted apart from the
+malformed ones.
 
 Roles are normalised at read time: the patient is ``user``, the doctor/assistant ``assistant``.
 """
@@ -52,6 +54,10 @@ class Record:
     source_file: str = ""
     source_line: int = 0                  # 1-based line (JSONL/text) or record index (JSON list)
     language: str | None = None           # "zh" | "en" | None (unknown: detect later)
+    # A problem the reader found that a transform may repair (a MedDialog consultation whose
+    # Dialogue holds only doctor turns: description_as_first_turn adds the patient's turn). The
+    # build quarantines the record with this when it is still set after the source's transforms.
+    defect: "Quarantined | None" = None
 
 
 @dataclass
@@ -62,3 +68,7 @@ class Quarantined:
     source_line: int
     reason: str                           # e.g. "missing field 'query'", "bad JSON: ..."
     raw: str = ""                         # the offending text, truncated to a few KB
+    # True: a well-formed consultation no doctor answered (no Dialogue section, no doctor turn).
+    # It is quarantined and counted like the rest, but it is not malformed, so it does not count
+    # against max_quarantine_fraction (build_report.json counts it as ``unanswered``).
+    unanswered: bool = False

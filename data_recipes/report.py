@@ -1,6 +1,7 @@
 """Counters of a build and the ``build_report.json`` they become.
 
-The report says, per source: files, records read, quarantined (by reason), dropped by each
+The report says, per source: files, records read, quarantined (by reason; ``unanswered``: how
+many of them are consultations no doctor answered, ``malformed_fraction``: the rest), dropped by each
 transform (by reason), PII spans scrubbed (by kind) and other transform counts, exact and near
 duplicates, languages; per output and mix component: the weight as written, rows requested,
 available and written (per split), rows lost to row-level dedup and decontamination, and the
@@ -28,6 +29,7 @@ class SourceStats:
     files: list[dict]                # {"path", "sha256", "bytes"} per file (inputs.InputFile.to_json)
     read: int = 0
     quarantined: int = 0
+    unanswered: int = 0              # of the quarantined: consultations no doctor answered (not malformed)
     quarantine_reasons: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)            # "transform: reason" -> n
     transform_counts: dict[str, Counter] = field(default_factory=dict)
@@ -37,8 +39,14 @@ class SourceStats:
     languages: Counter = field(default_factory=Counter)
     empty_files: int = 0             # files that gave no record (allowed with allow_empty: true)
 
-    def add_quarantine(self, reason: str) -> None:
+    @property
+    def malformed(self) -> int:
+        """Quarantined records that are malformed (what max_quarantine_fraction limits)."""
+        return self.quarantined - self.unanswered
+
+    def add_quarantine(self, reason: str, unanswered: bool = False) -> None:
         self.quarantined += 1
+        self.unanswered += unanswered
         key = reason_key(reason)
         if key not in self.quarantine_reasons and len(self.quarantine_reasons) >= MAX_REASONS:
             key = "other"
@@ -51,6 +59,8 @@ class SourceStats:
             "records_read": self.read - self.quarantined, "quarantined": self.quarantined,
             "quarantine_reasons": dict(self.quarantine_reasons.most_common()),
             "quarantine_fraction": round(self.quarantined / self.read, 6) if self.read else 0.0,
+            "unanswered": self.unanswered,
+            "malformed_fraction": round(self.malformed / self.read, 6) if self.read else 0.0,
             "dropped_by_transforms": dict(sorted(self.dropped.items())),
             "transform_counts": counts,
             "pii_spans": counts.get("scrub_pii", {}),

@@ -39,7 +39,8 @@ PART_END = "\u241e"        # ends every part of a row's comparison text
 ROLE_MARK = "\u241f"       # between a message's role and its content
 # builder fields of each output besides messages (the build adds ids, source, provenance, ...)
 FIELDS = {"sft": (), "prompts": ("reference", "department"), "preferences": ("chosen", "rejected", "margin"),
-          "ranked": ("responses", "ranks", "response_sources"), "pretrain": ("text",)}
+          "ranked": ("responses", "ranks", "response_sources"), "pretrain": ("text",),
+          "cases": ("reply", "department", "diagnosis", "doctor", "doctor_profile")}
 
 
 @dataclass

@@ -37,7 +37,7 @@ class SyntheticCorpus(StrictModel):
     n_consultations: int = Field(600, ge=1, description="consultations in the MedDialog-format file; other files scale with it")
     seed: int = Field(0, description="generator seed (same seed, same bytes)")
     languages: list[Literal["zh", "en"]] = Field(default_factory=lambda: ["zh"], min_length=1, description="languages to write")
-    outbreak_consultations: int = Field(0, ge=0, description="consultations about the new-outbreak family (data/outbreak.yaml) in meddialog_outbreak_<lang>.txt, MedDialog's small transfer target (CovidDialog: 1,088); 0: not written")
+    sizes: dict[str, int] = Field(default_factory=dict, description="records per corpus file key, overriding the defaults (e.g. {realmeddial: 600} writes the RealMedDial-shaped file, {meddialog_outbreak: 1088} the new-outbreak family (data/outbreak.yaml), MedDialog's small transfer target; 0 skips a file)")
 
 
 class Config(StrictModel):
@@ -95,9 +95,8 @@ def build_recipe(recipe: str | Path, overrides: list[str], variables: dict[str, 
             from data_recipes.synthetic.generate import write_corpus
 
             corpus = staging.dir / CORPUS_DIR
-            sizes = {"meddialog_outbreak": synthetic.outbreak_consultations} if synthetic.outbreak_consultations else None
             summary = write_corpus(corpus, n_consultations=synthetic.n_consultations, seed=synthetic.seed,
-                                   languages=tuple(synthetic.languages), sizes=sizes)
+                                   languages=tuple(synthetic.languages), sizes=synthetic.sizes)
             log(f"synthetic corpus: {len(summary.get('files', []))} files")
             variables["corpus"] = str(corpus)
         resolved = load_recipe(find_recipe(recipe), overrides, variables)

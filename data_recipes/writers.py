@@ -38,9 +38,13 @@ SCHEMAS: dict[str, pa.Schema] = {
                          ("provenance", pa.string())]),
     "pretrain": pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()),
                            ("provenance", pa.string())]),
+    "cases": pa.schema([("case_id", pa.string()), ("consultation_id", pa.string()), ("messages", _MESSAGES),
+                        ("reply", pa.string()), ("department", pa.string()), ("diagnosis", pa.string()),
+                        ("doctor", pa.string()), ("doctor_profile", pa.string()), ("origin", pa.string()),
+                        ("source", pa.string()), ("language", pa.string()), ("provenance", pa.string())]),
 }
 ID_COLUMN = {"sft": "id", "prompts": "prompt_id", "preferences": "prompt_id", "ranked": "prompt_id",
-             "pretrain": "id"}
+             "pretrain": "id", "cases": "case_id"}
 
 
 SPLIT_COLUMN = "_split"          # spools only: index into SPLITS

@@ -54,7 +54,7 @@ HEADLINE = {
 
 # metrics shown in the terminal table, per stage kind (all metrics are in report.json)
 _TABLE_METRICS = {
-    "data": ("sft_train", "prompts_train", "prompts_test", "quarantined"),
+    "data": ("sft_train", "prompts_train", "prompts_test", "cases_test", "quarantined"),
     "bootstrap": ("vocab_size", "parameters"),
     "pretrain": ("train_loss_start", "train_loss_end"),
     "sft": ("train_loss_start", "train_loss_end", "eval_loss"),
@@ -68,6 +68,10 @@ _TABLE_METRICS = {
     "eval": ("win_rate", "win_rate_ci", "judged_ok", "rm_heldout_accuracy"),
     "transfer_eval": ("gain_perplexity", "gain_bleu_4", "gain_diagnosis_accuracy", "prompts"),
     "bias": ("respondents", "asked", "non_answers", "api_errors"),
+    "router": ("top1_accuracy", "top3_accuracy", "train_cases", "eval_cases"),
+    "routing_gain": ("top1_gain", "top1_gain_ci_low", "top1_gain_ci_high", "shared_cases"),
+    "policy_routing": ("accuracy", "ci_low", "ci_high", "no_department"),
+    "doctor_rank": ("retrieval_top1", "trained_top1", "retrieval_top3", "trained_top3", "cases"),
 }
 
 

@@ -30,6 +30,10 @@ BUILTIN_STAGES: dict[str, str] = {
     "eval": "alignment.stages.eval",
     "transfer_eval": "alignment.stages.transfer_eval",
     "bias": "alignment.stages.bias",
+    "router": "alignment.stages.router",
+    "routing_gain": "alignment.stages.routing_gain",
+    "policy_routing": "alignment.stages.policy_routing",
+    "doctor_rank": "alignment.stages.doctor_rank",
 }
 
 

@@ -64,6 +64,33 @@ def _scheduler(optimizer, optim: OptimSpec, total_steps: int):
                          num_training_steps=total_steps, scheduler_specific_kwargs=extra)
 
 
+def adamw_and_schedule(params: list, optim: OptimSpec, total_steps: int):
+    """(the optimizer ``optim`` names over ``params``, its schedule): AdamW with ``optim``'s betas,
+    epsilon and weight decay, or plain SGD (``optimizer: sgd``)."""
+    import torch
+
+    if optim.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=optim.learning_rate, weight_decay=optim.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=optim.learning_rate, betas=(optim.adam_beta1, optim.adam_beta2),
+                                eps=optim.adam_epsilon, weight_decay=optim.weight_decay)
+    return opt, _scheduler(opt, optim, total_steps)
+
+
+def optimizer_step(opt, sched, params: list, max_grad_norm: float) -> float:
+    """Clip (when ``max_grad_norm`` > 0), step, advance the schedule, zero the gradients; returns
+    the learning rate the step used."""
+    import torch
+
+    if max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    lr = sched.get_last_lr()[0]
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return lr
+
+
 def train_listwise(model, tokenizer, tuples: list[dict], optim: OptimSpec, max_length: int, seed: int,
                    progress: bool = False, log=None) -> dict:
     """Train ``model`` (1-label sequence classifier) on ranked ``tuples``; return loss figures.
@@ -80,9 +107,7 @@ def train_listwise(model, tokenizer, tuples: list[dict], optim: OptimSpec, max_l
     steps_per_epoch = math.ceil(len(tuples) / step_size)
     total = optim.max_steps if optim.max_steps > 0 else math.ceil(steps_per_epoch * optim.epochs)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=optim.learning_rate, betas=(optim.adam_beta1, optim.adam_beta2),
-                            eps=optim.adam_epsilon, weight_decay=optim.weight_decay)
-    sched = _scheduler(opt, optim, total)
+    opt, sched = adamw_and_schedule(params, optim, total)
     rng = random.Random(seed)
     order: list[int] = []
     losses = []
@@ -105,12 +130,7 @@ def train_listwise(model, tokenizer, tuples: list[dict], optim: OptimSpec, max_l
             loss = plackett_luce_loss(scores, ranks.to(logits.device), valid.to(logits.device)) * len(micro) / len(chunk)
             loss.backward()
             step_loss += loss.item()
-        if optim.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, optim.max_grad_norm)
-        lr = sched.get_last_lr()[0]
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
+        lr = optimizer_step(opt, sched, params, optim.max_grad_norm)
         losses.append(step_loss)
         step = len(losses)
         if log is not None and (step % optim.logging_steps == 0 or step in (1, total)):

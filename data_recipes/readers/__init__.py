@@ -27,6 +27,8 @@ Formats (details in each module's docstring):
 ``openai_messages``               ``{"messages": [{"role", "content"}]}``
 ``alpaca``                        ``{"instruction", "input", "output"}``
 ``safety_prompts``                Safety-Prompts ``{scenario: [{"prompt", "response", "type"}]}``
+``realmeddial``                   RealMedDial dialogues with department, disease, doctor, symptoms
+                                  (written from the paper's description, ``realmeddial.py``)
 ================================  =================================================================
 
 "Prompt-only" records (the two evaluation sets) are ``kind`` "qa" with a single user turn and
@@ -44,6 +46,7 @@ from data_recipes.readers.cmd import read_cmd_finetune, read_cmd_pretrain, read_
 from data_recipes.readers.huatuo import read_huatuo_meddialog_cases, read_huatuo_sft, read_kuake_qic
 from data_recipes.readers.meddialog_json import read_meddialog_json
 from data_recipes.readers.meddialog_raw import read_meddialog_raw
+from data_recipes.readers.realmeddial import read_realmeddial
 from data_recipes.readers.safety import read_safety_prompts
 from data_recipes.records import Quarantined, Record
 
@@ -63,6 +66,7 @@ FORMATS: dict[str, Reader] = {
     "kuake_qic": read_kuake_qic,
     "huatuo_meddialog_cases": read_huatuo_meddialog_cases,
     "safety_prompts": read_safety_prompts,
+    "realmeddial": read_realmeddial,
 }
 
 LANGUAGE_VALUES = ("zh", "en", "other")

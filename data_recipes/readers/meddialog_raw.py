@@ -18,7 +18,12 @@ Quarantined, with the line of the problem: a block without an ``id=`` line (text
 id, or a URL after a blank line with no id before it), undecodable bytes, an unknown speaker tag
 (another participant's tag alone on a line, e.g. ``护士：`` or ``Nurse:``, from
 ``speakers.OTHER_SPEAKERS``; headings such as ``建议：`` stay in the utterance), an empty
-utterance, text before the first tag, no Dialogue section, no doctor turn or no patient turn.
+utterance, text before the first tag. A consultation no doctor answered (no Dialogue section, no
+doctor turn) is quarantined as ``unanswered``: well-formed, but with no reply to learn from, so it
+does not count against ``max_quarantine_fraction``. A Dialogue of doctor turns only (the
+patient's question is the Description, common in MedDialog-CN and CovidDialog) is yielded with a
+``defect``: the ``description_as_first_turn`` transform repairs it, and the build quarantines it
+when no transform did. With several Description sections, ``meta["descriptions"]`` lists them all.
 
 Speed: the file is read in 1 MiB chunks; a chunk (up to its last complete ``id=`` line) is
 decoded at once and cut into consultations with one regex scan; a consultation is split into
@@ -37,7 +42,7 @@ from pathlib import Path
 from data_recipes.readers.fields import RecordError, record_language
 from data_recipes.readers.labels import clean_lines, diagnosis_of
 from data_recipes.readers.speakers import (
-    MEDDIALOG_ROLES, OTHER_SPEAKERS, require_dialogue_roles, tag_language,
+    MEDDIALOG_ROLES, OTHER_SPEAKERS, tag_language,
 )
 from data_recipes.readers.streams import bad_bytes_reason, quarantine
 from data_recipes.records import Quarantined, Record, Turn
@@ -67,11 +72,13 @@ _UNKNOWN_TAG = re.compile(r"^[ \t]*(" + "|".join(OTHER_SPEAKERS) + r")[ \t]*[:�
 
 
 class _BlockError(RecordError):
-    """A consultation-level problem at character ``offset`` of the block."""
+    """A consultation-level problem at character ``offset`` of the block (``unanswered``: the
+    consultation is well-formed but no doctor replied)."""
 
-    def __init__(self, offset: int, reason: str):
+    def __init__(self, offset: int, reason: str, unanswered: bool = False):
         super().__init__(reason)
         self.offset = offset
+        self.unanswered = unanswered
 
 
 def read_meddialog_raw(path: str | Path, *, language: str | None = None) -> Iterator[Record | Quarantined]:
@@ -93,7 +100,8 @@ def read_meddialog_raw_range(path: str | Path, start: int, end: int | None, line
             try:
                 yield _consultation(path, line, part, language)
             except _BlockError as error:
-                yield quarantine(path, line + part.count("\n", 0, error.offset), str(error), part)
+                yield quarantine(path, line + part.count("\n", 0, error.offset), str(error), part,
+                                 unanswered=error.unanswered)
 
 
 def _normalise(text: str) -> str:
@@ -231,7 +239,7 @@ def _consultation(path, line: int, text: str, language: str | None) -> Record:
     cid = id_match.group(1)
     sections = _sections(text, id_match.end())
     if not sections["dialogue"]:
-        raise _BlockError(0, f"no Dialogue section in consultation id={cid}")
+        raise _BlockError(0, f"no Dialogue section in consultation id={cid}", unanswered=True)
     turns: list[Turn] = []
     tag_lang = None
     for offset, body in sections["dialogue"]:
@@ -239,14 +247,15 @@ def _consultation(path, line: int, text: str, language: str | None) -> Record:
         turns += section_turns
         tag_lang = tag_lang or lang
     roles = {t.role for t in turns}
-    if "user" not in roles or "assistant" not in roles:
-        try:
-            require_dialogue_roles(turns, f"consultation id={cid}")
-        except RecordError as error:
-            raise _BlockError(0, str(error)) from None
+    if "assistant" not in roles:
+        raise _BlockError(0, f"consultation id={cid} has no doctor/assistant turn", unanswered=True)
     record = Record(id=cid, kind="dialogue", turns=turns, meta=_meta(sections), source_file=str(path),
                     source_line=line + text.count("\n", 0, first) if first else line)
     record.language = language or tag_lang or record_language(record)
+    if "user" not in roles:
+        record.defect = quarantine(path, record.source_line, f"consultation id={cid} has no patient/user turn "
+                                   "(its question is the Description: add the description_as_first_turn "
+                                   "transform)", text)
     return record
 
 
@@ -307,6 +316,8 @@ def _meta(sections: dict) -> dict:
             meta["department"] = department.split("\n", 1)[0]
     if sections["description"]:
         meta["description"] = clean_lines(sections["description"][0][1])
+        if len(sections["description"]) > 1:
+            meta["descriptions"] = [clean_lines(body) for _, body in sections["description"]]
     if sections["diagnosis"]:
         text = clean_lines(sections["diagnosis"][0][1])
         meta["diagnosis_and_suggestions"] = text

@@ -32,14 +32,15 @@ _DECODER = json.JSONDecoder()
 _WS = " \t\r\n"
 
 
-def quarantine(path: str | Path, line: int, reason: str, raw: str = "") -> Quarantined:
+def quarantine(path: str | Path, line: int, reason: str, raw: str = "", unanswered: bool = False) -> Quarantined:
     """A :class:`Quarantined` record with ``raw`` truncated to ``RAW_LIMIT`` characters and any
-    surrogate (undecodable byte) replaced by U+FFFD, so that it can be written as UTF-8."""
+    surrogate (undecodable byte) replaced by U+FFFD, so that it can be written as UTF-8
+    (``unanswered``: a well-formed consultation without a doctor reply, see records.py)."""
     if len(raw) > RAW_LIMIT:
         raw = raw[:RAW_LIMIT] + f"... [{len(raw) - RAW_LIMIT} more characters]"
     if _ANY_SURROGATE.search(raw):
         raw = _ANY_SURROGATE.sub("\ufffd", raw)
-    return Quarantined(source_file=str(path), source_line=line, reason=reason, raw=raw)
+    return Quarantined(source_file=str(path), source_line=line, reason=reason, raw=raw, unanswered=unanswered)
 
 
 def bad_bytes_reason(error: UnicodeDecodeError) -> str:

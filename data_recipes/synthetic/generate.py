@@ -8,8 +8,10 @@ One file per format and language (see ``FILES``): real-doctor consultations (Med
 real-doctor QA (HuatuoGPT sft jsonl and CMD finetune), distilled instructions and conversations
 (HuatuoGPT sft jsonl), CMD reward tuples, 4-way ranked tuples (our layout, see
 ``corpus_records``), CMD pretrain documents, Safety-Prompts, and evaluation prompts
-(KUAKE-QIC-like and Med-dialog-cases-like). Every file is read back by the reader named in its
-``format`` with nothing quarantined.
+(KUAKE-QIC-like and Med-dialog-cases-like), and on request (``sizes={"realmeddial": N}``) a
+RealMedDial-shaped file whose dialogues carry department, disease, symptoms and the doctor the
+world assigns. Every file is read back by the reader named in its ``format`` with nothing
+quarantined.
 
 Seeded and deterministic: each file has its own random stream derived from (seed, language,
 file), so the same arguments give the same bytes, and changing one file's size does not change
@@ -39,6 +41,7 @@ from data_recipes.synthetic.answers import STYLES, compose_answer, compose_patie
 from data_recipes.synthetic.consultations import iter_consultations, iter_meddialog_raw_blocks
 from data_recipes.synthetic.outbreak import CORPUS_KEY as OUTBREAK_KEY
 from data_recipes.synthetic.outbreak import iter_outbreak_blocks
+from data_recipes.synthetic.realmeddial import build_realmeddial
 from data_recipes.synthetic.world import CONDITIONS
 
 __all__ = ["FILES", "OPTIONAL_FILES", "write_corpus", "compose_answer", "compose_patient_message", "draw_case", "STYLES",
@@ -88,6 +91,9 @@ FILES: tuple[CorpusFile, ...] = (
     CorpusFile("kuake_qic", "kuake_qic_{lang}.json", "kuake_qic", "eval", build.build_kuake_qic, lambda n: 100),
     CorpusFile("meddialog_cases", "meddialog_cases_{lang}.json", "huatuo_meddialog_cases", "eval",
                build.build_meddialog_cases, lambda n: 100),
+    # written only when asked for (sizes={"realmeddial": N}): the default corpus stays as it was
+    CorpusFile("realmeddial", "realmeddial_{lang}.json", "realmeddial", "real_doctor", build_realmeddial,
+               lambda n: 0),
 )
 
 

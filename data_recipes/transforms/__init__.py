@@ -3,8 +3,8 @@
 Two families:
 
 * record transforms (a source's ``transforms:`` list), ``fn(record, spec, counts) -> Record | Drop``:
-  merge_consecutive_speakers, normalize_roles, drop_closing_courtesies, filter_length,
-  filter_language, scrub_pii.
+  description_as_first_turn, merge_consecutive_speakers, normalize_roles, drop_closing_courtesies,
+  filter_length, filter_language, scrub_pii.
   Each has a spec model (its YAML parameters), written ``- scrub_pii`` or
   ``- {name: filter_length, max_chars: 2000}``.
 * builders (``build:`` of an output's mix component), ``fn(record) -> list[row dict]``:
@@ -24,6 +24,7 @@ from pydantic import BeforeValidator, Field
 
 from data_recipes.records import Record
 from data_recipes.transforms import builders
+from data_recipes.transforms.description import DescriptionAsFirstTurn, description_as_first_turn
 from data_recipes.transforms.filters import FilterLanguage, FilterLength, filter_language, filter_length
 from data_recipes.transforms.pii import ScrubPii, scrub_pii
 from data_recipes.transforms.speakers import (
@@ -41,6 +42,7 @@ __all__ = ["Drop", "RECORD_TRANSFORMS", "TransformSpec", "BUILDERS", "BUILDER_KI
 
 RECORD_TRANSFORMS: dict[str, tuple[Callable, type]] = {
     fn.__name__: (fn, spec) for fn, spec in [
+        (description_as_first_turn, DescriptionAsFirstTurn),
         (merge_consecutive_speakers, MergeConsecutiveSpeakers),
         (normalize_roles, NormalizeRoles),
         (drop_closing_courtesies, DropClosingCourtesies),
@@ -62,7 +64,7 @@ TransformSpec = Annotated[
     BeforeValidator(_shorthand),
 ]
 
-OUTPUT_KINDS = ("sft", "prompts", "preferences", "ranked", "pretrain")
+OUTPUT_KINDS = ("sft", "prompts", "preferences", "ranked", "pretrain", "cases")
 
 # output kind -> builder name -> function (names equal function names by construction)
 BUILDERS: dict[str, dict[str, Callable[[Record], list[dict]]]] = {
@@ -72,10 +74,12 @@ BUILDERS: dict[str, dict[str, Callable[[Record], list[dict]]]] = {
         "preferences": [builders.preference_pairs],
         "ranked": [builders.ranked_tuples],
         "pretrain": [builders.pretrain_text],
+        "cases": [builders.routing_case],
     }.items()
 }
 DEFAULT_BUILDER = {"sft": "per_turn_examples", "prompts": "final_turn_prompt",
-                   "preferences": "preference_pairs", "ranked": "ranked_tuples", "pretrain": "pretrain_text"}
+                   "preferences": "preference_pairs", "ranked": "ranked_tuples", "pretrain": "pretrain_text",
+                   "cases": "routing_case"}
 
 _CHAT = frozenset({"dialogue", "qa"})
 _REWARD = frozenset({"preference", "ranked"})
@@ -86,6 +90,7 @@ BUILDER_KINDS: dict[str, frozenset[str]] = {
     "first_turn_prompt": _CHAT | _REWARD,
     "preference_pairs": _REWARD, "ranked_tuples": _REWARD,
     "pretrain_text": _CHAT | {"text"},
+    "routing_case": _CHAT,
 }
 
 

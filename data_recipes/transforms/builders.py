@@ -1,4 +1,5 @@
-"""Builders: how one record becomes rows of an output (SFT examples, prompts, pairs, tuples, text).
+"""Builders: how one record becomes rows of an output (SFT examples, prompts, pairs, tuples, text,
+routing cases).
 
 A builder is ``fn(record) -> list[dict]``; each dict holds the output-specific fields of one
 row plus ``suffix`` (the row id is ``<consultation_id>#<suffix>``). The build adds the common
@@ -87,6 +88,14 @@ _ROUTING_QUESTIONS = {
 _ROUTING_ANSWERS = {"zh": "建议到{dept}就诊。", "en": "You should see {dept}."}
 
 
+def routing_question(record_id: str, language: str | None) -> str:
+    """The "which department should I see?" question a routing row asks, picked by a hash of the
+    record id among a few phrasings (the ``policy_routing`` stage asks the same way)."""
+    questions = _ROUTING_QUESTIONS["en" if language == "en" else "zh"]
+    pick = int.from_bytes(hashlib.blake2b(record_id.encode(), digest_size=2).digest(), "little")
+    return questions[pick % len(questions)]
+
+
 def department_routing(record: Record) -> list[dict]:
     """Auxiliary task from metadata (MEDI-BERPT / RealMedDial): the patient's first message +
     "which department should I see?" -> the department in ``meta["department"]``."""
@@ -95,10 +104,8 @@ def department_routing(record: Record) -> list[dict]:
     if not department or not first_user:
         return []
     lang = "en" if record.language == "en" else "zh"
-    questions = _ROUTING_QUESTIONS[lang]
-    pick = int.from_bytes(hashlib.blake2b(record.id.encode(), digest_size=2).digest(), "little")
     return [{"suffix": "dept", "turn": None, "messages": [
-        {"role": "user", "content": first_user + "\n\n" + questions[pick % len(questions)]},
+        {"role": "user", "content": first_user + "\n\n" + routing_question(record.id, lang)},
         {"role": "assistant", "content": _ROUTING_ANSWERS[lang].format(dept=department)},
     ]}]
 
@@ -231,3 +238,21 @@ def pretrain_text(record: Record) -> list[dict]:
     labels = _SPEAKER["en" if record.language == "en" else "zh"]
     text = "\n".join(labels[t.role] + t.content for t in record.turns)
     return [{"suffix": "doc", "text": text, "turn": None}] if text else []
+
+
+# --- cases (department routing and doctor recommendation, RealMedDial / MEDI-BERPT) ---------
+
+def routing_case(record: Record) -> list[dict]:
+    """One case per consultation with a department: the patient's turns before the doctor's
+    first reply (the "description" a router reads), that reply, the department, the diagnosis and,
+    when the source names one (RealMedDial), the doctor and the doctor's profile."""
+    department = record.meta.get("department")
+    first_reply = next((i for i, t in enumerate(record.turns) if t.role == "assistant"), None)
+    opening = [t for t in record.turns[:first_reply] if t.role == "user"]
+    if not department or not opening or first_reply is None:
+        return []
+    meta = record.meta
+    return [{"suffix": "case", "turn": None, "messages": _messages(opening),
+             "reply": record.turns[first_reply].content, "department": department,
+             "diagnosis": meta.get("diagnosis"), "doctor": meta.get("doctor_id"),
+             "doctor_profile": meta.get("doctor_profile")}]

@@ -13,12 +13,16 @@ Kinds and what counts as one (each replaced by a placeholder and counted per sou
   (``(555) 123-4567``, ``+44 20 7946 0958``). Bare digit runs without separators are not phones.
 * ``email``, ``url`` (http://, https:// or www.; trailing punctuation is left outside).
 * ``name``: the name after a cue - 我叫 / 我的名字是 / 患者姓名： / 姓名： / 病人姓名 and English
-  "my name is", "I am called", "patient name:". Chinese names are 2-4 Han characters ending at
+  "my name is", "I am called", "patient name:", "full name:", and a bare "name:" that no other
+  word precedes ("Drug name: Azithromycin" is no person). Chinese names are 2-4 Han characters ending at
   punctuation or a common following word (今年, 是, 男 ...), otherwise 3 characters (privacy first);
   after the weak cue 我叫 the first character must be a common surname ("我叫了救护车" is no name).
   English names are 1-3 capitalised words.
-* ``address``: text after 住址： / 地址： / 家住 / 住在 up to punctuation, Chinese street numbers
-  (中山路12号), and English street addresses (221 Baker Street).
+* ``address``: text after 住址： / 地址： up to punctuation; after 家住 / 住在 up to punctuation or a
+  word that goes on with the patient's story (最近, 咳嗽 ...), unless it is a clinical place (住在ICU,
+  住在养老院, 住在呼吸科病房: kept, counted as ``clinical_place_kept``; word lists in
+  ``pii_places.yaml``); Chinese street numbers (中山路12号), and English street addresses (221
+  Baker Street).
 
 Detection is regular-expression based: it finds what these rules describe and nothing else (no
 named-entity model). The counts in the build report say how much each rule found per source.
@@ -33,6 +37,7 @@ from typing import Literal
 from pydantic import Field
 
 from data_recipes.records import Record
+from data_recipes.transforms.pii_places import address_part
 from data_recipes.transforms.speakers import Drop
 from medalign.config import StrictModel
 
@@ -72,10 +77,11 @@ _ZH_STREET = re.compile(r"(?:(?![在住于到去我是的家从往])[" + _HAN + 
 _NAMES = re.compile(
     r"(?P<zhcue>我叫|我的名字(?:是|叫)|(?:患者|病人|本人)?姓名\s*[：:]?\s*|患者名字\s*[：:]?\s*)"
     r"(?P<zhname>[" + _HAN + r"·]{2,4}?" + _NAME_END + r"|[" + _HAN + r"]{3})"
-    r"|(?P<encue>(?i:my name is|i am called|i'm called|patient(?:'s)? name\s*(?:is|:)|name\s*:)\s*)"
+    r"|(?P<encue>(?i:my name is|i am called|i'm called|patient(?:'s)? name\s*(?:is|:)|full name\s*:"
+    r"|(?<![A-Za-z] )(?<![A-Za-z])name\s*:)\s*)"
     r"(?P<enname>[A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+){0,2})"
 )
-_ADDRESS_CUE = re.compile(r"(?P<addrcue>(?:家庭)?住址\s*[：:]\s*|地址\s*[：:]\s*|家住|住在)(?P<addr>[^，。,.;；！!？?\s、]{2,40})")
+_ADDRESS_CUE = re.compile(r"(?P<addrcue>(?:家庭)?住址\s*[：:]\s*|地址\s*[：:]\s*|家住在?|住在)(?P<addr>[^，。,.;；！!？?\s、]{2,40})")
 # One character that every rule needs (its cue's first character, "@", "h"ttp, "w"ww, a digit):
 # text without any of them has no PII by these rules. Used on non-ASCII text only: English text
 # nearly always contains an n or a c, so for it the per-rule tests below are cheaper.
@@ -125,8 +131,7 @@ def scrub_text(text: str, kinds: frozenset[str], counts: Counter, scrub_invalid_
     if ascii_text:
         return text
     if "住" in text or "地址" in text:
-        text = _ADDRESS_CUE.sub(
-            lambda m: m.group("addrcue") + _placeholder("address", m.group("addr"), kinds, counts), text)
+        text = _ADDRESS_CUE.sub(lambda m: _address(m, kinds, counts), text)
     if ("路" in text or "街" in text or "巷" in text or "弄" in text) and _DIGIT.search(text):
         text = sub(_ZH_STREET, "address")
     return text
@@ -148,6 +153,20 @@ def _number(m: re.Match, kinds: frozenset[str], counts: Counter, scrub_invalid_i
         return _placeholder("resident_id", number, kinds, counts)
     kind = "address" if m.lastgroup == "enstreet" else "phone"
     return _placeholder(kind, m.group(0), kinds, counts)
+
+
+def _address(m: re.Match, kinds: frozenset[str], counts: Counter) -> str:
+    """The cue and the address after it; after 住在 / 家住 the address ends before the patient's
+    story goes on, and a clinical place (a ward, an ICU, a nursing home) is kept and counted as
+    ``clinical_place_kept`` (word lists: pii_places.yaml)."""
+    cue, place = m.group("addrcue"), m.group("addr")
+    if "住址" in cue or "地址" in cue:
+        return cue + _placeholder("address", place, kinds, counts)
+    address = address_part(place)
+    if address is None:
+        counts["clinical_place_kept"] += 1
+        return m.group(0)
+    return cue + _placeholder("address", address, kinds, counts) + place[len(address):]
 
 
 def _name(m: re.Match, kinds: frozenset[str], counts: Counter) -> str:
@@ -177,8 +196,10 @@ def scrub_pii(record: Record, spec: ScrubPii, counts: Counter) -> Record | Drop:
         record.text = scrub_text(record.text, kinds, counts, spec.scrub_invalid_ids)
     if record.responses:
         record.responses = [scrub_text(r, kinds, counts, spec.scrub_invalid_ids) for r in record.responses]
-    # metadata reaches the outputs only as a prompt's reference answer (Med-dialog cases); other
-    # metadata (descriptions, consultation URLs) is never written, so it is not scanned
-    if isinstance(record.meta.get("reference"), str):
-        record.meta["reference"] = scrub_text(record.meta["reference"], kinds, counts, spec.scrub_invalid_ids)
+    # metadata reaches the outputs as a prompt's reference answer (Med-dialog cases) and as a
+    # routing case's diagnosis and doctor profile; other metadata (descriptions, consultation
+    # URLs) is never written, so it is not scanned
+    for key in ("reference", "diagnosis", "doctor_profile"):
+        if isinstance(record.meta.get(key), str):
+            record.meta[key] = scrub_text(record.meta[key], kinds, counts, spec.scrub_invalid_ids)
     return record

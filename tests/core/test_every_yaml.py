@@ -49,15 +49,23 @@ def _validate_capacity_table(path: Path) -> None:
 
 
 def _validate_world_table(path: Path) -> None:
-    from data_recipes.synthetic import tables
+    from data_recipes.synthetic import doctors, tables
 
     model = {tables.DEPARTMENTS_FILE: tables.DepartmentsFile,
              tables.COMMON_DEPARTMENTS_FILE: tables.CommonDepartmentsFile,
-             tables.OUTBREAK_FILE: tables.OutbreakFile}.get(path.name)
+             tables.OUTBREAK_FILE: tables.OutbreakFile,
+             doctors.DOCTORS_FILE: doctors.DoctorsFile}.get(path.name)
     if model is None:
         assert path.match(tables.CONDITION_FILES), f"{path}: not a table tables.py loads"
         model = tables.ConditionsFile
     tables.load_table(path, model)
+
+
+def _validate_pii_places(path: Path) -> None:
+    from data_recipes.synthetic.tables import load_table
+    from data_recipes.transforms.pii_places import PlaceWords
+
+    load_table(path, PlaceWords)
 
 
 def _validate_injection_patterns(path: Path) -> None:
@@ -111,10 +119,9 @@ VALIDATORS = {
     "judges/server": _validate_server_table,
     "alignment/evaluation/prompts": _validate_evaluation_file,
     "alignment/evaluation/data": _validate_evaluation_file,
-
-
     "alignment/bias/scales": _validate_scale,
     "alignment/bias": _validate_answer_cues,          # alignment/bias/answer_cues.yaml
+    "data_recipes/transforms": _validate_pii_places,     # pii_places.yaml
 }
 NOT_CONFIG = {"environment.yml"}      # conda's file, checked against pyproject below
 

@@ -10,7 +10,7 @@ import pytest
 from data_recipes.readers import read_source
 from data_recipes.records import Quarantined
 from data_recipes.synthetic import outbreak as ob
-from data_recipes.synthetic.generate import FILES, write_corpus
+from data_recipes.synthetic.generate import FILES, default_sizes, write_corpus
 from data_recipes.synthetic.lexicon import build_lexicon
 from data_recipes.synthetic.world import CONDITIONS, CONDITIONS_BY_KEY, DEPARTMENTS
 
@@ -42,7 +42,7 @@ def test_the_corpus_file_is_written_only_when_asked_and_changes_no_other_file(tm
     asked = write_corpus(tmp_path / "asked", n_consultations=30, seed=3, languages=("zh", "en"),
                          sizes={"meddialog_outbreak": 40})
     assert not list((tmp_path / "plain").glob("meddialog_outbreak_*"))
-    assert len(plain["files"]) == 2 * len(FILES)
+    assert len(plain["files"]) == 2 * sum(1 for f in FILES if default_sizes(30)[f.key])   # size-0 files are not written
     extra = [f for f in asked["files"] if f not in plain["files"]]
     assert [f["file"] for f in extra] == ["meddialog_outbreak_zh.txt", "meddialog_outbreak_en.txt"]
     assert all(f["records"] == 40 and f["format"] == "meddialog_raw" for f in extra)
@@ -71,7 +71,7 @@ def test_the_data_stage_builds_the_target_recipe(tmp_path, monkeypatch, repo_roo
 
     monkeypatch.chdir(repo_root)
     cfg = Config(recipe="data_recipes/recipes/meddialog_outbreak.yaml",
-                 synthetic={"n_consultations": 1, "outbreak_consultations": 200})
+                 synthetic={"n_consultations": 1, "sizes": {"meddialog_outbreak": 200}})
     assert provides(cfg) == {"sft", "prompts"}
     metrics = run(cfg, {}, tmp_path, StageContext(progress=False))
     assert metrics["quarantined"] == 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
+import yaml
 
 from data_recipes.records import Record, Turn
 from data_recipes.transforms.pii import ALL_KINDS, ScrubPii, resident_id_checksum_ok, scrub_pii, scrub_text
@@ -121,3 +123,23 @@ def test_scrub_pii_covers_every_text_field_and_counts_per_kind():
     assert out.responses == ["见 <URL>"]
     assert out.meta == {"reference": "患者姓名：<NAME>", "department": "神经内科"}
     assert counts == Counter({"name": 2, "phone": 1, "email": 1, "url": 1})
+
+
+_CLINICAL = yaml.safe_load((Path(__file__).parent / "fixtures" / "pii" / "clinical_text.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("text", _CLINICAL["keep"])
+def test_clinical_context_lab_values_and_drug_names_are_not_pii(text):
+    out, counts = scrub(text)
+    assert out == text
+    assert not {k: v for k, v in counts.items() if k != "clinical_place_kept"}
+
+
+@pytest.mark.parametrize("text, expected", _CLINICAL["scrub"])
+def test_addresses_names_and_phones_in_clinical_text_are_scrubbed(text, expected):
+    assert scrub(text)[0] == expected
+
+
+def test_a_clinical_place_is_counted_as_kept():
+    out, counts = scrub("奶奶住在养老院，最近咳嗽。")
+    assert out == "奶奶住在养老院，最近咳嗽。" and counts == Counter({"clinical_place_kept": 1})

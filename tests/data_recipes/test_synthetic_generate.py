@@ -48,7 +48,8 @@ def test_corpus_bytes_unchanged_by_the_move_to_data_files(tmp_path):
 def test_summary_lists_every_file_with_counts_and_digests(synthetic_corpus):
     directory, summary = synthetic_corpus
     sizes = default_sizes(120)
-    assert len(summary["files"]) == 2 * len(FILES)
+    # every file but the RealMedDial-shaped one, which is written only when asked for (size 0)
+    assert len(summary["files"]) == 2 * sum(1 for f in FILES if sizes[f.key]) == 2 * (len(FILES) - 1)
     assert summary["total_records"] == 2 * sum(sizes.values())
     assert json.loads((directory / "corpus_summary.json").read_text(encoding="utf-8")) == summary
     for entry in summary["files"]:
@@ -126,3 +127,22 @@ def test_derived_files_keep_their_roles():
     assert len(labels) == 10 and set(labels.values()) == {10}
     departments = Counter(r["Department"] for r in build.build_meddialog_cases(45, rng, "zh"))
     assert len(departments) == 15 and set(departments.values()) == {3}
+
+
+def test_the_realmeddial_file_is_written_when_asked_and_reads_back_with_its_doctors(tmp_path):
+    from data_recipes.synthetic.doctors import DOCTORS_BY_KEY, assigned_doctor, doctor_profile
+    from data_recipes.synthetic.world import condition_names
+
+    summary = write_corpus(tmp_path, n_consultations=10, seed=1, languages=("zh", "en"), sizes={"realmeddial": 30})
+    entries = [f for f in summary["files"] if f["format"] == "realmeddial"]
+    assert [(f["file"], f["records"]) for f in entries] == [("realmeddial_zh.json", 30), ("realmeddial_en.json", 30)]
+    for entry in entries:
+        lang = entry["language"]
+        records = list(read_source(tmp_path / entry["file"], "realmeddial"))
+        assert not [r for r in records if isinstance(r, Quarantined)] and len(records) == 30
+        for i, record in enumerate(records):
+            condition = condition_names(lang)[record.meta["disease"]]
+            doctor = assigned_doctor(condition, f"{lang}-{i}")
+            assert record.meta["doctor_id"] == doctor.key
+            assert record.meta["doctor_profile"] == doctor_profile(DOCTORS_BY_KEY[doctor.key], lang)
+            assert record.turns[0].role == "user" and record.meta["symptoms"]

@@ -44,7 +44,7 @@ def test_transfer_plan_wires_each_stage_of_a_kind_to_its_own_inputs(capsys):
     assert all(plan.stages[n].inputs["model"].is_model for n in ("sft_source", "sft_target", "sft_target_only"))
     # the same budget: both target runs have one config
     assert plan.stages["sft_target"].config == plan.stages["sft_target_only"].config
-    assert plan.stages["data_target"].config.synthetic.outbreak_consultations == 1088
+    assert plan.stages["data_target"].config.synthetic.sizes == {"meddialog_outbreak": 1088}
     assert main(["run", str(TRANSFER), "--plan"]) == 0
     assert "sft_target_only kind=sft           inputs: data<-data_target, model<-bootstrap" in capsys.readouterr().out
 
@@ -140,7 +140,7 @@ def test_files_a_stage_config_names_are_checked_when_the_job_is_planned(tmp_path
 
 
 SMALL = ["stages.data_source.config.synthetic.n_consultations=120",
-         "stages.data_target.config.synthetic.outbreak_consultations=100",
+         "stages.data_target.config.synthetic.sizes.meddialog_outbreak=100",
          "stages.bootstrap.config.tokenizer.vocab_size=1024",
          "stages.sft_source.config.optim.epochs=1", "stages.sft_source.config.max_length=128",
          "stages.sft_target.config.optim.epochs=1", "stages.sft_target.config.max_length=128",
