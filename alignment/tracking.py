@@ -186,8 +186,12 @@ def read_scalars(tb_dir: str | Path) -> dict[str, dict[str, list[tuple[int, floa
     events relative to ``tb_dir`` (``"."`` for files directly in it), steps in logged order.
     Empty when there are no event files.
     """
+    import logging
+
     from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
+    # its directory watcher says "No path found after ..." at INFO for every folder it reads
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)
     tb_dir = Path(tb_dir)
     folders = sorted({p.parent for p in tb_dir.rglob("events.out.tfevents.*")}) if tb_dir.is_dir() else []
     runs: dict[str, dict[str, list[tuple[int, float]]]] = {}

@@ -70,6 +70,10 @@ def load_plan(path: str | Path, overrides: list[str] | None = None) -> Plan:
         except ConfigError as e:
             problems.extend(e.problems)
             continue
+        if entry.resources.num_workers > 1 and not runs_data_parallel(module):
+            problems.append(f"{path}:{line_of(data, ('stages', name, 'resources')) or line}: stages.{name}.resources."
+                            f"num_workers: {kind} does not run data parallel (its config has no distributed: "
+                            "settings); set num_workers: 1")
         try:
             inputs = _resolve_inputs(name, kind, entry, kinds, path, data)
         except ConfigError as e:
@@ -80,6 +84,12 @@ def load_plan(path: str | Path, overrides: list[str] | None = None) -> Plan:
     if problems:
         raise ConfigError(problems)
     return Plan(job=job, source=path, stages=_topological(stages, path))
+
+
+def runs_data_parallel(module) -> bool:
+    """Whether a stage may run on several Ray Train workers: its config has ``distributed``
+    settings (a custom stage may say so with ``DATA_PARALLEL = True``)."""
+    return bool(getattr(module, "DATA_PARALLEL", "distributed" in module.Config.model_fields))
 
 
 def _missing_datasets(stages: dict[str, PlannedStage], source: Path, data: dict) -> list[str]:
