@@ -16,6 +16,7 @@ and optionally:
     def accept(cfg: Config, metrics: dict) -> list[str]: ...   # problems; any -> the stage failed
     def input_files(cfg: Config) -> list[Path]: ...            # files whose content enters the key
     def provides(cfg: Config) -> set[str]: ...                 # datasets a data stage will write
+    DATA_PARALLEL = True      # may run on several Ray Train workers (default: Config has ``distributed``)
 
 ``inputs`` maps an input name to a path: an upstream stage's directory (``model=True``: its
 ``out/model`` checkpoint), or a path / hub id the user gave. ``run`` writes its outputs under

@@ -11,11 +11,13 @@ the same losses, metrics and weights:
 
 Tolerance: float32 addition is not associative. One worker sums the gradient of 8 examples inside
 one backward pass; two workers each sum 4 and gloo's all-reduce adds the two sums, so every
-gradient element is rounded differently (~1e-7 relative). Adam divides by sqrt(v), which keeps
-such differences at the size of a few float32 ulps of the weights over a few steps (measured: max
-|dw| 5e-7 for sft, 7e-7 for ppo; losses equal to 1e-6). We allow atol 2e-5 on weights and 1e-5
-relative on losses: 30-40x what was measured, and at least 100x smaller than what the steps moved
-the weights (checked), so a real difference in the data or the update still fails.
+gradient element is rounded differently (~1e-7 of the gradient's scale). SGD would carry that
+over as is; Adam divides each step by sqrt(v) + eps, so for an element whose gradient is itself
+near zero the rounding noise becomes a visible part of its step (up to ~lr x noise / eps). Measured
+after 4 steps: max |w(2) - w(1)| 4.7e-7 (sft, lr 3e-3), 7.5e-6 (reward_model, lr 1e-3), 1.3e-6
+(ppo, lr 1e-3); losses and metrics agree to 5e-7. We allow atol 5e-5 on weights (7-100x the
+measured) and 1e-5 relative on losses, and check that the steps moved the weights at least 80x
+more than that (4e-3 to 1.2e-2), so a real difference in the data or the update still fails.
 
 Then a worker is killed (SIGKILL, through jobs.train_group's test seam) right after PPO's
 checkpoint 2 of 4: Ray Train restarts the group (FailureConfig), the stage resumes from its own
@@ -26,7 +28,7 @@ Finally rsft runs on two workers with the judge scoring on rank 0.
 from __future__ import annotations
 
 import json
-import textwrap
+import re
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,7 @@ from jobs.plan import load_plan
 from jobs.runner import run_job
 
 REPO = Path(__file__).resolve().parents[2]
-WEIGHT_ATOL = 2e-5
+WEIGHT_ATOL = 5e-5
 LOSS_RTOL = 1e-5
 
 JOB = """\
@@ -121,7 +123,7 @@ def _run_on_two_workers(job: Path, stage: str, *overrides: str, force: bool = Fa
     out = report["stages"][stage]
     manifest = json.loads((Path(out["dir"]) / "manifest.json").read_text())
     assert manifest["world_size"] == 2 and (Path(out["dir"]) / "logs" / "rank1.log").is_file()
-    return out
+    return {**out, "lines": lines}
 
 
 def _weights(stage_dir: str | Path) -> dict:
@@ -144,7 +146,7 @@ def _assert_same_weights(got_dir: str, ref_dir: str, start_dir: str, label: str)
         torch.testing.assert_close(got[name], tensor, rtol=0, atol=WEIGHT_ATOL, msg=f"{label}: {name}")
         worst = max(worst, (got[name] - tensor).abs().max().item())
     moved = max((ref[k] - start[k]).abs().max().item() for k in start if k in ref)
-    assert moved > 100 * WEIGHT_ATOL, f"{label}: training moved the weights by only {moved}"
+    assert moved > 80 * WEIGHT_ATOL, f"{label}: training moved the weights by only {moved}"
     print(f"\n{label}: max |w(2 workers) - w(1 worker)| = {worst:.2e} (training moved them {moved:.2e})")
     return worst
 
@@ -174,11 +176,7 @@ def test_reward_model_on_two_workers_equals_one_worker(job, one_worker):
     for key in ("train_loss_start", "train_loss_end", "mean", "std", "heldout_accuracy", "heldout_reward_gap"):
         assert two["metrics"][key] == pytest.approx(one["metrics"][key], rel=LOSS_RTOL, abs=1e-6), key
     assert two["metrics"]["train_pairs_used"] == one["metrics"]["train_pairs_used"]
-    import torch
-
-    got, ref = _weights(two["dir"]), _weights(one["dir"])
-    for name, tensor in ref.items():
-        torch.testing.assert_close(got[name], tensor, rtol=0, atol=WEIGHT_ATOL, msg=name)
+    _assert_same_weights(two["dir"], one["dir"], one_worker["sft"]["dir"], "reward_model")
 
 
 @pytest.fixture(scope="module")
@@ -195,11 +193,14 @@ def test_ppo_on_two_workers_equals_one_worker(one_worker, ppo_two_workers):
     rows_one = _metrics_rows(one["dir"])
     rows_two = ppo_two_workers["rows"]
     assert [r["step"] for r in rows_two] == [r["step"] for r in rows_one] == [1, 2, 3, 4]
+    worst = 0.0
     for r1, r2 in zip(rows_one, rows_two):
         assert r2["response/length"] == r1["response/length"]        # the same tokens were sampled
         for key, value in r1.items():
             if isinstance(value, float):
                 assert r2[key] == pytest.approx(value, rel=1e-4, abs=1e-5), f"step {r1['step']}: {key}"
+                worst = max(worst, abs(r2[key] - value))
+    print(f"\nppo: largest |metric(2 workers) - metric(1 worker)| over 4 steps = {worst:.2e}")
     assert ppo_two_workers["metrics"]["world_size"] == 2 and one["metrics"]["world_size"] == 1
     sft_model = Path(one_worker["sft"]["dir"])
     _assert_same_weights(ppo_two_workers["dir"], one["dir"], str(sft_model), "ppo")
@@ -216,6 +217,7 @@ def test_a_killed_worker_restarts_the_group_from_the_stage_checkpoint(job, ppo_t
     assert (logs / "fault-injected-rank1-step2").is_file()
     manifest = json.loads((Path(out["dir"]) / "manifest.json").read_text())
     assert manifest["timings"]["attempt"] == 2 and manifest["status"] == "ok"
+    assert any(re.match(r"\+ ppo +ran .*\(2 workers, attempt 2\)", line) for line in out["lines"]), out["lines"]
     assert "resuming PPO from" in (logs / "stage.log").read_text().split("attempt 2")[-1]
     assert "step-00000002" in (logs / "stage.log").read_text().split("attempt 2")[-1]
     assert _metrics_rows(out["dir"]) == ppo_two_workers["rows"]

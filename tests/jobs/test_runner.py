@@ -179,6 +179,10 @@ def test_num_workers_is_refused_for_a_stage_that_does_not_run_data_parallel():
         load_plan(repo / "jobs" / "quickstart.yaml", ["stages.sample.resources.num_workers=2"])
     assert re.search(r"quickstart\.yaml:\d+: stages\.sample\.resources\.num_workers: sample does not run data "
                      r"parallel .*set num_workers: 1", str(e.value)), str(e.value)
+    with pytest.raises(ConfigError, match=r"stages\.sft\.resources\.num_workers: Ray Train starts 2 workers and "
+                                          r"config\.distributed\.nproc asks torchrun for 2 more"):
+        load_plan(repo / "jobs" / "quickstart.yaml", ["stages.sft.resources.num_workers=2",
+                                                      "stages.sft.config.distributed.nproc=2"])
     plan = load_plan(repo / "jobs" / "quickstart.yaml", ["stages.sft.resources.num_workers=2",
                                                          "stages.ppo.resources.num_workers=2"])
     assert plan.stages["ppo"].entry.resources.num_workers == 2
