@@ -5,19 +5,22 @@ one worker; then each stage runs again with two Ray Train workers on the same in
 the same losses, metrics and weights:
 
 * sft: 1 worker x 8 examples vs 2 workers x 4 under DeepSpeed ZeRO-2 (inside the workers);
-* reward_model: 1 x 8 pairs vs 2 x 4 (DDP);
+* reward_model: 1 x 8 pairs vs 2 x 4 under ZeRO-3 (each rank holds a shard of every weight; the
+  saved model and the reward statistics rank 0 computes from it must still be whole and equal);
 * ppo: batch 8 over 1 or 2 processes; generate calls of 4 prompts seeded by their position in
   the step's batch, so both sample the same tokens; one mini-batch per epoch (DDP sums gradients).
 
 Tolerance: float32 addition is not associative. One worker sums the gradient of 8 examples inside
-one backward pass; two workers each sum 4 and gloo's all-reduce adds the two sums, so every
-gradient element is rounded differently (~1e-7 of the gradient's scale). SGD would carry that
-over as is; Adam divides each step by sqrt(v) + eps, so for an element whose gradient is itself
-near zero the rounding noise becomes a visible part of its step (up to ~lr x noise / eps). Measured
-after 4 steps: max |w(2) - w(1)| 4.7e-7 (sft, lr 3e-3), 7.5e-6 (reward_model, lr 1e-3), 1.3e-6
-(ppo, lr 1e-3); losses and metrics agree to 5e-7. We allow atol 5e-5 on weights (7-100x the
-measured) and 1e-5 relative on losses, and check that the steps moved the weights at least 80x
-more than that (4e-3 to 1.2e-2), so a real difference in the data or the update still fails.
+one backward pass; two workers each sum 4 and gloo's all-reduce (ZeRO: reduce-scatter) adds the
+two sums, so every gradient element is rounded differently (~1e-7 of the gradient's scale). SGD
+would carry that over as is; Adam divides each step by sqrt(v) + eps, so for an element whose
+gradient is itself near zero the rounding noise becomes a visible part of its step (up to about
+lr x noise / eps). Measured after 4 steps: max |w(2) - w(1)| 4.7e-7 (sft, lr 3e-3), 1.0e-6
+(reward_model, lr 1e-3, Adam eps 1e-6), 1.3e-6 (ppo, lr 1e-3); losses and metrics agree to 5e-7.
+The reward model's config raises Adam's eps from 1e-8 to 1e-6 because, with 1e-8, its nearly
+idle elements gave 2.2e-5. We allow atol 2e-5 on weights (15-40x the measured) and 1e-5 relative
+on losses, and check that the steps moved the weights at least 100x more than that (4e-3 to
+1.2e-2), so a real difference in the data or the update still fails.
 
 Then a worker is killed (SIGKILL, through jobs.train_group's test seam) right after PPO's
 checkpoint 2 of 4: Ray Train restarts the group (FailureConfig), the stage resumes from its own
@@ -37,7 +40,7 @@ from jobs.plan import load_plan
 from jobs.runner import run_job
 
 REPO = Path(__file__).resolve().parents[2]
-WEIGHT_ATOL = 5e-5
+WEIGHT_ATOL = 2e-5
 LOSS_RTOL = 1e-5
 
 JOB = """\
@@ -67,7 +70,7 @@ stages:
   reward_model:
     config:
       optim: {{learning_rate: 1.0e-3, max_steps: 4, per_device_batch_size: 8, lr_scheduler: constant,
-              warmup_ratio: 0.0, logging_steps: 1}}
+              warmup_ratio: 0.0, logging_steps: 1, adam_epsilon: 1.0e-6}}
       max_length: 128
       stats_samples: 32
       min_train_pairs: 8
@@ -146,7 +149,7 @@ def _assert_same_weights(got_dir: str, ref_dir: str, start_dir: str, label: str)
         torch.testing.assert_close(got[name], tensor, rtol=0, atol=WEIGHT_ATOL, msg=f"{label}: {name}")
         worst = max(worst, (got[name] - tensor).abs().max().item())
     moved = max((ref[k] - start[k]).abs().max().item() for k in start if k in ref)
-    assert moved > 80 * WEIGHT_ATOL, f"{label}: training moved the weights by only {moved}"
+    assert moved > 100 * WEIGHT_ATOL, f"{label}: training moved the weights by only {moved}"
     print(f"\n{label}: max |w(2 workers) - w(1 worker)| = {worst:.2e} (training moved them {moved:.2e})")
     return worst
 
@@ -170,9 +173,10 @@ def test_sft_on_two_workers_under_zero2_equals_one_worker(job, one_worker):
 
 
 @pytest.mark.slow
-def test_reward_model_on_two_workers_equals_one_worker(job, one_worker):
+def test_reward_model_on_two_workers_under_zero3_equals_one_worker(job, one_worker):
     one = one_worker["reward_model"]
-    two = _run_on_two_workers(job, "reward_model", "stages.reward_model.config.optim.per_device_batch_size=4")
+    two = _run_on_two_workers(job, "reward_model", "stages.reward_model.config.optim.per_device_batch_size=4",
+                              "stages.reward_model.config.distributed.deepspeed=zero3")
     for key in ("train_loss_start", "train_loss_end", "mean", "std", "heldout_accuracy", "heldout_reward_gap"):
         assert two["metrics"][key] == pytest.approx(one["metrics"][key], rel=LOSS_RTOL, abs=1e-6), key
     assert two["metrics"]["train_pairs_used"] == one["metrics"]["train_pairs_used"]
