@@ -212,6 +212,9 @@ def run(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageConte
     launched = maybe_launch(NAME, cfg, inputs, out, ctx)     # distributed.nproc > 1: torchrun
     if launched is not None:
         return launched
+    from alignment.rl.parallel import init_distributed
+
+    init_distributed()      # a torchrun rank joins its group before the first gather (Ray Train's has)
     quarantine = Quarantine()
     pool = load_prompt_split(inputs["data"], cfg.split, quarantine, None, NAME)
     score = _scorer(cfg, inputs, out, ctx)
