@@ -11,6 +11,12 @@ Three ways a stage ends up distributed:
    environment then already says ``WORLD_SIZE > 1`` and nothing is spawned.
 3. Single process: everything here is a no-op.
 
+Whoever started the ranks may listen for the stages' checkpoints (:func:`on_checkpoint`): every
+rank calls :func:`checkpoint_saved` once a checkpoint is complete on all ranks (PPO's own, the
+trainers' through :class:`CheckpointNotice`). The Ray Train group reports them to Ray Train; this
+module stays free of ray. :func:`my_shard` / :func:`gather_shards` split a list over the ranks and
+put it back together in order (stages that sample: each rank generates for its share of prompts).
+
 DeepSpeed configs live in ``alignment/deepspeed/`` (``zero2.json``, ``zero3.json``; "auto" values
 are filled from the trainer arguments). They name no optimizer, so the trainer's torch AdamW is
 used and nothing needs compiling: that is what lets ZeRO run on a CPU (``DS_BUILD_OPS=0``,
@@ -26,7 +32,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import Field
 
@@ -64,6 +70,68 @@ def barrier() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+_checkpoint_listeners: list[Callable[[int, Path], None]] = []
+
+
+def on_checkpoint(listener: Callable[[int, Path], None]) -> Callable[[], None]:
+    """Call ``listener(step, path)`` after every checkpoint a stage completes in this process;
+    returns the function that removes it again. Every rank calls its listeners, after a barrier,
+    so a listener may itself be a collective (Ray Train's ``report``)."""
+    _checkpoint_listeners.append(listener)
+    return lambda: _checkpoint_listeners.remove(listener)
+
+
+def checkpoint_saved(step: int, path: Path) -> None:
+    """A stage's checkpoint ``path`` (after ``step`` optimizer / PPO steps) is complete on every
+    rank; tell the listeners. Collective: every rank calls it, once per checkpoint."""
+    if not _checkpoint_listeners:
+        return
+    barrier()
+    for listener in list(_checkpoint_listeners):
+        listener(step, Path(path))
+
+
+def checkpoint_notice():
+    """A transformers ``TrainerCallback`` that calls :func:`checkpoint_saved` after each save
+    (the trainer has written ``checkpoint-<step>`` on every rank by then)."""
+    from transformers import TrainerCallback
+
+    class CheckpointNotice(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            checkpoint_saved(state.global_step, Path(args.output_dir) / f"checkpoint-{state.global_step}")
+
+    return CheckpointNotice()
+
+
+def my_shard(items: list) -> list:
+    """This rank's contiguous share of ``items`` (all of them on one process)."""
+    n, r, w = len(items), rank(), world_size()
+    return items[r * n // w:(r + 1) * n // w]
+
+
+def gather_shards(local: list) -> list:
+    """Every rank's :func:`my_shard` results, concatenated in rank order (= the original order),
+    on every rank. Objects travel pickled (``all_gather_object``); one process: ``local``."""
+    import torch.distributed as dist
+
+    if world_size() <= 1 or not (dist.is_available() and dist.is_initialized()):
+        return list(local)
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, list(local))
+    return [x for part in parts for x in part]
+
+
+def broadcast_from_main(obj):
+    """Rank 0's ``obj`` on every rank (``obj`` of the other ranks is ignored); one process: ``obj``."""
+    import torch.distributed as dist
+
+    if world_size() <= 1 or not (dist.is_available() and dist.is_initialized()):
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def deepspeed_config_path(spec: DistributedSpec) -> str | None:

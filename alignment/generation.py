@@ -28,9 +28,10 @@ from medalign.config import StrictModel
 
 class SamplingSpec(StrictModel):
     """Decoding parameters for sampling responses: the ``sampling`` block of every stage that
-    generates (sample, eval, rsft, ppo, online_rl). The RL stages sample at temperature > 0 and
-    generate a step's samples at once (``batch_size`` stays at its default); ppo also refuses
-    ``top_p`` / ``top_k``, which would make its rollouts off-policy."""
+    generates (sample, eval, rsft, ppo, online_rl). The RL stages sample at temperature > 0;
+    online_rl generates a step's samples at once (``batch_size`` stays at its default), ppo in
+    calls of ``batch_size`` prompts per process; ppo also refuses ``top_p`` / ``top_k``, which
+    would make its rollouts off-policy."""
 
     temperature: float = Field(1.0, ge=0)        # 0 = greedy decoding
     top_p: float = Field(1.0, gt=0, le=1)        # nucleus sampling mass (1 = off)

@@ -34,15 +34,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.set_defaults(func=_run)
 
     submit = sub.add_parser(
-        "submit", help="submit a job to a Ray cluster (ray job submit)",
-        description="Submit `medalign run JOB` to a Ray cluster through the Jobs API. The working "
-                    "directory is uploaded without .venv, runs/ and .git. Token auth: set "
-                    "RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) in your environment; it is sent as a "
-                    "header and never written anywhere.")
-    submit.add_argument("job", help="job YAML")
+        "submit", help="submit a job to a Ray cluster (Ray Jobs API) and follow it",
+        description="Submit `medalign run JOB` to a Ray cluster through the Jobs API and stream its log. "
+                    "The working directory is uploaded without .venv, runs/ and .git (the checkout's git "
+                    "commit travels in MEDALIGN_GIT_COMMIT and reaches the manifests). Outputs go to an "
+                    "absolute run directory on storage the cluster's nodes share: --run-dir or the job's "
+                    "run_dir. Token auth: set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH to a file holding it); "
+                    "it is sent as a header and never written anywhere. Example: medalign submit "
+                    "jobs/quickstart.yaml --address http://head:8265 --run-dir /mnt/shared/runs --until sft")
+    submit.add_argument("job", nargs="?", help="job YAML inside the working directory (not with --follow)")
     submit.add_argument("overrides", nargs="*", default=[], metavar="key.sub=value")
     submit.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://head:8265")
-    submit.add_argument("--no-wait", action="store_true", help="return after submitting; do not follow the logs")
+    submit.add_argument("--run-dir", metavar="DIR",
+                        help="absolute run directory on the cluster's shared storage (default: the job's run_dir)")
+    submit.add_argument("--until", metavar="STAGE", help="as medalign run --until")
+    submit.add_argument("--only", metavar="STAGE", action="append", help="as medalign run --only (repeatable)")
+    submit.add_argument("--force", metavar="STAGE", action="append", default=[],
+                        help="as medalign run --force (repeatable)")
+    submit.add_argument("--no-wait", action="store_true",
+                        help="return after submitting; print how to follow the job and where its report goes")
+    submit.add_argument("--follow", metavar="JOB_ID", help="follow a job submitted earlier (its log, then its status)")
     submit.set_defaults(func=_submit)
 
     from jobs import gpu_plan_cli
@@ -108,11 +119,23 @@ def _terminal():
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from jobs.plan import load_plan
-    from jobs.submit import submit_job
+    from medalign.errors import UserError
 
-    load_plan(args.job, args.overrides)  # fail here, not on the cluster, on a bad YAML
-    return submit_job(args.job, args.overrides, args.address, wait=not args.no_wait, echo=print)
+    from jobs import submit
+    from jobs.plan import load_plan
+    from jobs.runner import select_stages
+
+    if args.follow:
+        if args.job:
+            raise UserError("--follow JOB_ID follows a job submitted earlier; give no job file with it")
+        return submit.follow(args.follow, args.address)
+    if not args.job:
+        raise UserError("medalign submit needs a job file (or --follow JOB_ID)")
+    plan = load_plan(args.job, args.overrides)      # fail here, not on the cluster, on a bad YAML
+    select_stages(plan, args.until, args.only, args.force)
+    run_dir = submit.remote_run_dir(plan.job.run_dir, args.run_dir, args.job)
+    return submit.submit_job(args.job, args.overrides, args.address, run_dir=run_dir, job_name=plan.job.name,
+                             until=args.until, only=args.only, force=args.force, wait=not args.no_wait)
 
 
 if __name__ == "__main__":

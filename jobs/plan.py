@@ -72,6 +72,8 @@ def load_plan(path: str | Path, overrides: list[str] | None = None) -> Plan:
         except ConfigError as e:
             problems.extend(e.problems)
             continue
+        problems += _worker_problems(name, kind, module, entry, cfg,
+                                     f"{path}:{line_of(data, ('stages', name, 'resources')) or line}")
         try:
             inputs = _resolve_inputs(name, kind, entry, kinds, path, data)
         except ConfigError as e:
@@ -84,6 +86,26 @@ def load_plan(path: str | Path, overrides: list[str] | None = None) -> Plan:
     if problems:
         raise ConfigError(problems)
     return Plan(job=job, source=path, stages=_topological(stages, path))
+
+
+def _worker_problems(name: str, kind: str, module, entry: StageEntry, cfg, where: str) -> list[str]:
+    """``resources.num_workers > 1`` on a stage that cannot use it, or with torchrun as well."""
+    if entry.resources.num_workers <= 1:
+        return []
+    if not runs_data_parallel(module):
+        return [f"{where}: stages.{name}.resources.num_workers: {kind} does not run data parallel (its config "
+                "has no distributed: settings); set num_workers: 1"]
+    nproc = getattr(getattr(cfg, "distributed", None), "nproc", 1)
+    if nproc > 1:
+        return [f"{where}: stages.{name}.resources.num_workers: Ray Train starts {entry.resources.num_workers} "
+                f"workers and config.distributed.nproc asks torchrun for {nproc} more; use one of the two"]
+    return []
+
+
+def runs_data_parallel(module) -> bool:
+    """Whether a stage may run on several Ray Train workers: its config has ``distributed``
+    settings (a custom stage may say so with ``DATA_PARALLEL = True``)."""
+    return bool(getattr(module, "DATA_PARALLEL", "distributed" in module.Config.model_fields))
 
 
 def _missing_datasets(stages: dict[str, PlannedStage], source: Path, data: dict) -> list[str]:

@@ -24,7 +24,8 @@ def init_ray(cfg: RayConfig, env: dict[str, str], echo) -> None:
         return
     t0 = time.time()
     env_vars = {**env, **cfg.env_vars}
-    # offline hub flags travel to local workers only; a cluster decides for itself
+    # offline hub flags travel to local workers only; a cluster decides for itself (a submitted
+    # job's own variables, such as MEDALIGN_GIT_COMMIT, reach its tasks through the job's runtime env)
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if name in os.environ:
             env_vars.setdefault(name, os.environ[name])

@@ -34,6 +34,7 @@ class Resources(StrictModel):
     num_gpus: float = Field(0, ge=0, description="GPUs reserved for the stage's Ray task (cluster)")
     memory_gb: float | None = Field(None, gt=0, description="memory reserved, in GB (None: no reservation)")
     num_workers: int = Field(1, ge=1, description=">1: run the stage data-parallel on Ray Train workers")
+    max_failures: int = Field(2, ge=0, description="num_workers > 1: Ray Train restarts the worker group this many times after a worker dies; the stage resumes from its own last checkpoint")
     accelerator_type: str | None = Field(None, description="Ray accelerator type, e.g. A100 (cluster)")
     gpu_memory_gb: float | None = Field(None, gt=0, description="memory of each GPU in GB (2^30 bytes); set: medalign run refuses a stage whose plan (medalign plan) needs more")
 

@@ -96,6 +96,10 @@ class JobView:
         wall = manifest.get("timings", {}).get("wall_s")
         metrics = key_metrics(kind, manifest.get("metrics") or {})
         timing = f"{wall:8.1f} s" if wall is not None else ""
+        notes = [f"{manifest['world_size']} workers"] if (manifest.get("world_size") or 1) > 1 else []
+        if status == "ran" and manifest.get("timings", {}).get("attempt", 1) > 1:   # a restart or a rerun
+            notes.append(f"attempt {manifest['timings']['attempt']}")
+        timing += f"  ({', '.join(notes)})" if notes else ""
         self._print(f"+ {name:<13} {status:<8} {timing}" + (f"  {metrics}" if metrics else ""))
 
     def failed(self, name: str, out_dir: Path | None, message: str) -> None:

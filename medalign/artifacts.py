@@ -26,6 +26,9 @@ from typing import Any
 from medalign.config import canonical_json
 
 MANIFEST = "manifest.json"
+# The commit of the checkout a job was submitted from (``medalign submit`` sets it: the copy of
+# the working directory a cluster runs has no .git); the manifests record it instead of asking git.
+GIT_COMMIT_ENV = "MEDALIGN_GIT_COMMIT"
 _SKIP_FOR_DIGEST = {MANIFEST}
 _VERSIONED_PACKAGES = (
     "medalign", "torch", "transformers", "trl", "peft", "datasets", "deepspeed", "ray",
@@ -141,7 +144,7 @@ def write_manifest(out_dir: str | Path, *, stage: str, key: str, config: Any,
         "metrics": metrics,
         "timings": timings,
         "versions": package_versions(),
-        "git_commit": git_commit(Path(__file__).resolve().parent),
+        "git_commit": os.environ.get(GIT_COMMIT_ENV) or git_commit(Path(__file__).resolve().parent),
         "host": platform.node(),
         "command": redact_command(os.environ.get("MEDALIGN_COMMAND", " ".join(sys.argv))),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

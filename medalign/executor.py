@@ -138,14 +138,16 @@ def is_complete(run: StageRun) -> dict | None:
     return None
 
 
-def execute_stage(run: StageRun, ctx: StageContext, *, rank: int = 0, capture: bool = True) -> dict:
+def execute_stage(run: StageRun, ctx: StageContext, *, rank: int = 0, world_size: int = 1,
+                  capture: bool = True) -> dict:
     """Run a stage into its directory, write the manifest, return it.
 
     ``capture``: the stage's output (logs, progress bars) goes to ``logs/stage.log`` only; else
     it also reaches the terminal. A killed attempt's files are left for the stage to resume from.
     Raises :class:`StageFailed` when the stage raises or its ``accept`` rule finds problems; the
     manifest then says ``status: failed``. In a data-parallel group every rank runs the stage
-    and only rank 0 keeps the books; the other ranks return ``{"metrics": ...}``.
+    and only rank 0 keeps the books (the manifest records ``world_size``); the other ranks
+    return ``{"metrics": ...}``.
     """
     module = stage_module(run.kind)
     cfg = module.Config.model_validate(run.config)
@@ -170,14 +172,15 @@ def execute_stage(run: StageRun, ctx: StageContext, *, rank: int = 0, capture: b
         except Exception as e:  # noqa: BLE001 - recorded in the manifest, raised as StageFailed
             message = describe_error(e)
             ctx.logger.error("stage %s failed: %s", run.name, message if is_user_error(e) else traceback.format_exc())
-            _write(run, ctx, {}, _timings(t0, cpu0, attempt), status="failed", problems=[message])
+            _write(run, ctx, {}, _timings(t0, cpu0, attempt), status="failed", problems=[message],
+                   world_size=world_size)
             raise StageFailed(message) from None
         metrics = json.loads(json.dumps(metrics, default=float))
         problems = acceptance_problems(module, cfg, metrics)
         for problem in problems:
             ctx.logger.error("stage %s failed its acceptance rule: %s", run.name, problem)
     manifest = _write(run, ctx, metrics, _timings(t0, cpu0, attempt),
-                      status="failed" if problems else "ok", problems=problems)
+                      status="failed" if problems else "ok", problems=problems, world_size=world_size)
     if problems:
         raise StageFailed("rejected by its acceptance rule: " + "; ".join(problems))
     return manifest
@@ -204,13 +207,14 @@ def _timings(t0: float, cpu0: float, attempt: int) -> dict:
 
 
 def _write(run: StageRun, ctx: StageContext, metrics: dict, timings: dict, *, status: str,
-           problems: list[str]) -> dict:
+           problems: list[str], world_size: int) -> dict:
     return write_manifest(
         run.out_dir, stage=run.kind, key=run.key, config=run.config,
         inputs={n: {"path": run.inputs.get(n, n.removeprefix("file:")), "digest": d}
                 for n, d in run.input_digests.items()},
         metrics=metrics, timings=timings, status=status, problems=problems,
-        extra={"name": run.name, "seed": ctx.seed, "log": LOG_NAME}, exclude=NON_OUTPUT_DIRS)
+        extra={"name": run.name, "seed": ctx.seed, "log": LOG_NAME, "world_size": world_size},
+        exclude=NON_OUTPUT_DIRS)
 
 
 def _record_attempt(out: Path) -> int:

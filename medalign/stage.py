@@ -17,6 +17,7 @@ and optionally:
     def input_files(cfg: Config) -> list[Path]: ...            # files whose content enters the key
     def provides(cfg: Config) -> set[str]: ...                 # datasets a data stage will write
     def plan_problems(cfg: Config) -> list[str]: ...           # files the config names that are missing or bad
+    DATA_PARALLEL = True      # may run on several Ray Train workers (default: Config has ``distributed``)
 
 ``inputs`` maps an input name to a path: an upstream stage's directory (``model=True``: its
 ``out/model`` checkpoint), or a path / hub id the user gave. ``run`` writes its outputs under

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from alignment.distributed import barrier
+from alignment.distributed import barrier, checkpoint_saved
 from alignment.rl.parallel import DistInfo
 from medalign.artifacts import write_json_atomic
 
@@ -76,6 +76,7 @@ def save_checkpoint(root: Path, step: int, state: dict, updaters: list, dist: Di
         tmp.rename(final)
         _prune(root, keep)
     barrier()
+    checkpoint_saved(step, final)
     return final
 
 

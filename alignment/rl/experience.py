@@ -19,7 +19,8 @@ from alignment.rl.kl import per_token_kl, sequence_kl
 from alignment.rl.parallel import all_reduce_sum, all_reduce_sum_
 from alignment.rl.ppo_config import PPOConfig
 from alignment.rl.rewards import kl_penalised_rewards, normalise_scores
-from alignment.rl.rollout import RolloutBatch, decode_responses, policy_logprobs, sample_rollout
+from alignment.rl.rollout import (RolloutBatch, concat_rollouts, decode_responses, policy_logprobs,
+                                  sample_rollout)
 from alignment.rl.whiten import masked_moments, masked_sum, masked_whiten
 
 __all__ = ["Experience", "PPOModels", "make_experience", "GuardError"]
@@ -110,19 +111,28 @@ def _check_finite(name: str, tensor: torch.Tensor, mask: torch.Tensor | None, st
 
 
 def make_experience(models: PPOModels, prompts: list[list[dict]], *, cfg: PPOConfig, beta: float,
-                    reward_stats: tuple[float, float] | None, step: int, gen_seed: int):
+                    reward_stats: tuple[float, float] | None, step: int, gen_seed: int | list[int]):
     """Sample, score and turn one step's prompts into an :class:`Experience`.
 
     ``cfg`` is the :class:`~alignment.rl.ppo_config.PPOConfig`; ``beta`` the current KL
     coefficient; ``reward_stats`` the (mean, std) to normalise scores with, or None.
+    Prompts are sampled in generate calls of ``cfg.sampling.batch_size``; ``gen_seed`` gives
+    each call's seed (an int ``s``: ``s, s + 1, ...``).
     Returns ``(experience, sums, timings)``: ``sums`` are this process's statistics as sums (to be
     added over processes before dividing), ``timings`` seconds per phase on this process.
     """
     t0 = time.perf_counter()
-    batch = sample_rollout(models.policy_module, models.tokenizer, prompts,
-                           max_new_tokens=cfg.sampling.max_new_tokens,
-                           max_prompt_tokens=cfg.sampling.max_prompt_tokens,
-                           temperature=cfg.sampling.temperature, seed=gen_seed)
+    chunk = cfg.sampling.batch_size
+    starts = range(0, len(prompts), chunk)
+    seeds = [gen_seed + i for i in range(len(starts))] if isinstance(gen_seed, int) else list(gen_seed)
+    if len(seeds) != len(starts):
+        raise ValueError(f"{len(seeds)} generation seeds for {len(starts)} generate calls")
+    batch = concat_rollouts([
+        sample_rollout(models.policy_module, models.tokenizer, prompts[i:i + chunk],
+                       max_new_tokens=cfg.sampling.max_new_tokens,
+                       max_prompt_tokens=cfg.sampling.max_prompt_tokens,
+                       temperature=cfg.sampling.temperature, seed=s)
+        for i, s in zip(starts, seeds)], models.tokenizer.pad_token_id)
     t_gen = time.perf_counter() - t0
     scored, timings = _score_in_chunks(models, batch, cfg.micro_batch_size, cfg.sampling.temperature)
     mask = batch.response_mask

@@ -66,16 +66,17 @@ class OptimConfig(StrictModel):
     warmup_steps: int = Field(0, ge=0)               # linear warm-up, in PPO steps
 
 
-def check_rl_sampling(sampling: SamplingSpec, stage: str, why_batch: str, truncation: bool = False) -> None:
+def check_rl_sampling(sampling: SamplingSpec, stage: str, why_batch: str | None, truncation: bool = False) -> None:
     """Refuse decoding settings an RL stage cannot honour: its log-probs are those of
     ``softmax(logits / temperature)``, so it samples at temperature > 0 and, unless ``truncation``
-    (trl's trainers accept top_p / top_k), from the whole distribution."""
+    (trl's trainers accept top_p / top_k), from the whole distribution. ``why_batch``: why
+    ``sampling.batch_size`` does not apply (None: it does)."""
     if not sampling.temperature > 0:
         raise ValueError(f"{stage}: sampling.temperature must be > 0 (the policy's log-probs divide by it)")
     if not truncation and (sampling.top_p != 1.0 or sampling.top_k != 0):
         raise ValueError(f"{stage}: sampling.top_p / top_k truncate the distribution, which would make the "
                          "samples off-policy; leave them at 1.0 / 0")
-    if sampling.batch_size != SamplingSpec.model_fields["batch_size"].default:   # (a JSON round trip sets it)
+    if why_batch is not None and sampling.batch_size != SamplingSpec.model_fields["batch_size"].default:
         raise ValueError(f"{stage}: sampling.batch_size does not apply: {why_batch}")
 
 
@@ -115,8 +116,7 @@ class PPOConfig(StrictModel):
         if self.batch_size % self.mini_batch_size:
             raise ValueError(f"batch_size {self.batch_size} is not a multiple of mini_batch_size "
                              f"{self.mini_batch_size}")
-        check_rl_sampling(self.sampling, "ppo", "each process samples its share of a step's batch_size "
-                                                "rollouts in one generate call")
+        check_rl_sampling(self.sampling, "ppo", None)   # sampling.batch_size: prompts per generate call
         if len(self.reward.functions) != 1 or self.reward.weights is not None:
             raise ValueError(f"ppo: reward.functions takes one function (got {self.reward.functions}, weights "
                              f"{self.reward.weights}); the online_rl stage sums several")

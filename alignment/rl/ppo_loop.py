@@ -30,7 +30,7 @@ from alignment.rl.ppo_config import PPOConfig
 from alignment.rl.ppo_update import ppo_update
 from medalign.config import config_hash
 
-__all__ = ["train_ppo", "prompt_order", "step_prompt_indices", "run_hash"]
+__all__ = ["train_ppo", "prompt_order", "step_prompt_indices", "generation_seeds", "run_hash"]
 
 log = logging.getLogger("medalign.alignment.ppo")
 
@@ -51,6 +51,14 @@ def step_prompt_indices(n_prompts: int, batch_size: int, step: int, seed: int) -
             orders[epoch] = prompt_order(n_prompts, seed, epoch)
         out.append(orders[epoch][i])
     return out
+
+
+def generation_seeds(seed: int, step: int, first: int, n: int, chunk: int) -> list[int]:
+    """Seeds of the generate calls of a process holding the step's prompts ``first .. first+n-1``
+    in calls of ``chunk``: each seed derives from the position of the call's first prompt in the
+    step's whole batch, so when ``chunk`` divides every process's share, N processes make the
+    same calls with the same seeds as one process does (and sample the same tokens)."""
+    return [derived_seed(seed, "generate", step, first + i) for i in range(0, n, chunk)]
 
 
 def _rollout_metrics(g: dict[str, float], beta: float) -> dict[str, float]:
@@ -125,7 +133,8 @@ def train_ppo(models: PPOModels, prompts: list[list[dict]], cfg: PPOConfig, *, o
             beta = ctl.value
             exp, sums, timings = make_experience(
                 models, [prompts[i] for i in mine], cfg=cfg, beta=beta, reward_stats=reward_stats,
-                step=step + 1, gen_seed=derived_seed(seed, "generate", step, dist.rank))
+                step=step + 1, gen_seed=generation_seeds(seed, step, dist.rank * local, local,
+                                                         cfg.sampling.batch_size))
             row = _rollout_metrics(all_reduce_sum(sums), beta)
             _check_kl(row["kl/mean"], cfg.kl.max_kl, step + 1)
             t1 = time.perf_counter()

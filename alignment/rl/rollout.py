@@ -25,8 +25,8 @@ from torch import nn
 
 from alignment.rl.losses import entropy_from_logits, token_logprobs
 
-__all__ = ["RolloutBatch", "sample_rollout", "position_ids", "policy_logprobs", "ValueModel",
-           "decode_responses"]
+__all__ = ["RolloutBatch", "sample_rollout", "concat_rollouts", "position_ids", "policy_logprobs",
+           "ValueModel", "decode_responses"]
 
 
 @dataclass
@@ -55,7 +55,8 @@ def sample_rollout(model, tokenizer, prompts: list[list[dict]], *, max_new_token
     Pure temperature sampling (no top-k / top-p): PPO's log-probs are those of
     ``softmax(logits / temperature)``, so truncating the distribution while sampling would make
     the rollouts off-policy. The sampling RNG is seeded with ``seed`` (the caller derives it from
-    the run seed, the step and the process rank, so a resumed run samples the same tokens).
+    the run seed, the step and the prompts' position in the step's batch, so a resumed run, and a
+    run on another number of processes, samples the same tokens).
     Under ZeRO-3 transformers turns on ``synced_gpus`` by itself (ranks keep stepping together).
     """
     from alignment.generation import SamplingSpec, generate_tokens
@@ -73,6 +74,24 @@ def sample_rollout(model, tokenizer, prompts: list[list[dict]], *, max_new_token
         attention_mask=torch.cat([prompt_mask, response_mask.long()], dim=1),
         response_mask=response_mask.float(), prompt_len=prompt_ids.shape[1],
         ended=tokens.finished.clone())
+
+
+def concat_rollouts(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
+    """Stack rollouts of several generate calls: prompts left-padded to the longest ``P``,
+    responses right-padded to the longest ``R`` (padding has mask 0, so every row's tokens,
+    positions and masks mean what they meant in its own batch)."""
+    if len(batches) == 1:
+        return batches[0]
+    p_max = max(b.prompt_len for b in batches)
+    r_max = max(b.responses.shape[1] for b in batches)
+    seqs, attn, resp = [], [], []
+    for b in batches:
+        left, right = p_max - b.prompt_len, r_max - b.responses.shape[1]
+        seqs.append(torch.nn.functional.pad(b.sequences, (left, right), value=pad_id))
+        attn.append(torch.nn.functional.pad(b.attention_mask, (left, right), value=0))
+        resp.append(torch.nn.functional.pad(b.response_mask, (0, right), value=0.0))
+    return RolloutBatch(torch.cat(seqs), torch.cat(attn), torch.cat(resp), p_max,
+                        torch.cat([b.ended for b in batches]))
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:

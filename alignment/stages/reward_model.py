@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from alignment.distributed import DistributedSpec, is_main_process, maybe_launch
+from alignment.distributed import DistributedSpec, is_main_process, maybe_launch, world_size
 from alignment.scope import TrainableScope
 from alignment.specs import MaxLength
 from alignment.stages.inputs import Quarantine, read_pairs, read_ranked
@@ -202,6 +202,9 @@ def run(cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path, ctx: Sta
         launched = maybe_launch(NAME, cfg, inputs, out, ctx)
         if launched is not None:
             return launched
+    elif world_size() > 1:
+        raise ValueError("reward_model: loss=listwise trains in one process; run it with "
+                         "resources.num_workers: 1 (and distributed.nproc: 1)")
     quarantine = Quarantine()
     data = load_preference_data(inputs["pairs"], cfg.source, cfg.heldout_fraction, cfg.heldout_split, quarantine)
     source = data["source"]

@@ -13,8 +13,14 @@ and never kept.
 Inputs: ``data``, ``policy``, ``reward_model`` (only for ``scorer: reward_model``). Outputs:
 ``out/model`` (the final policy), ``out/metrics.jsonl`` (one line per iteration),
 ``out/iterations/<i>/kept.parquet``, and with a judge ``out/iterations/<i>/judge/``
-(``transcripts.jsonl``, cache). Runs in one process: the sampling, not the small fine-tuning,
-dominates and is not sharded.
+(``transcripts.jsonl``, cache).
+
+Distributed (``resources.num_workers: 2`` on Ray Train, or ``distributed.nproc: 2`` with torchrun):
+each rank samples its share of the iteration's prompts (and scores it with the reward model; a
+judge scores all samples on rank 0, so there is one transcript), the samples are gathered in
+prompt order on every rank, and the fine-tuning runs data parallel (``distributed.deepspeed`` for
+ZeRO). Rank 0 writes the outputs. Rank r > 0 samples with its own seed, so the samples (not their
+distribution) differ from a one-process run's.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from alignment.distributed import (DistributedSpec, barrier, broadcast_from_main, gather_shards, is_main_process,
+                                   maybe_launch, my_shard, rank)
 from alignment.generation import SamplingSpec
 from alignment.generation_backends import GenerationSpec
 from alignment.models import DType
@@ -88,6 +96,7 @@ class RSFTStageConfig(StrictModel):
     reward: RewardScoringSpec = Field(default_factory=RewardScoringSpec)  # scorer=reward_model: batch, input cap
     dtype: DType = "auto"                                  # sampling/scoring dtype
     seed: int | None = None                                # None: the job seed
+    distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed (the fine-tuning)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # TensorBoard (out/tensorboard) / W&B
 
 
@@ -112,12 +121,19 @@ def select_top(prompts: list[dict], responses: list[list[str]], scores: list[lis
 
 
 def _scorer(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext):
-    """``score(prompts, responses, iteration) -> (scores, counts)`` for the configured scorer."""
+    """``score(prompts, responses, iteration) -> (scores, counts)`` for the configured scorer,
+    called by every rank with its share of the samples; the judge scores all of them on rank 0."""
     if cfg.scorer == "judge":
         if inputs.get("reward_model"):
             ctx.logger.info("rsft: scorer=judge, so the reward_model input %s is not used", inputs["reward_model"])
-        return lambda prompts, responses, it: score_with_judge(
-            prompts, responses, cfg.judging, out / "iterations" / str(it) / "judge", ctx.progress)
+
+        def judge_on_main(prompts, responses, it):
+            prompts, responses = gather_shards(prompts), gather_shards(responses)
+            result = score_with_judge(prompts, responses, cfg.judging, out / "iterations" / str(it) / "judge",
+                                      ctx.progress) if is_main_process() else None
+            scores, counts = broadcast_from_main(result)
+            return my_shard(scores), counts if is_main_process() else _zero_counts(counts)
+        return judge_on_main
     from alignment.models import load_reward_model, load_tokenizer
 
     if not inputs.get("reward_model"):
@@ -126,6 +142,28 @@ def _scorer(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageC
     rm = load_reward_model(inputs["reward_model"], device=ctx.device, dtype=cfg.dtype)
     return lambda prompts, responses, it: score_with_reward_model(
         rm, rm_tok, prompts, responses, cfg.reward.score_batch_size, cfg.reward.max_length, ctx.progress)
+
+
+def _zero_counts(counts: dict) -> dict:
+    """``counts`` with every number 0 (a rank whose share was counted on rank 0)."""
+    return {k: _zero_counts(v) if isinstance(v, dict) else 0 for k, v in counts.items()}
+
+
+def _sample_and_score(cfg: RSFTStageConfig, policy: str, prompts: list[dict], score, it: int, seed: int,
+                      ctx: StageContext, gen_info: dict, work_dir: Path
+                      ) -> tuple[list[list[str]], list[list[float | None]], dict]:
+    """Responses and scores of every prompt (in order) and the counts, each rank doing its share.
+    ``gen_info`` receives what the generation backend reports (its name, seeds' meaning)."""
+    from alignment.stages.sample import generate_from_checkpoint
+
+    mine = my_shard(prompts)
+    # rank 0 keeps the one-process seed; other ranks draw their own samples
+    gens = generate_from_checkpoint(policy, "policy", mine, cfg.sampling, cfg.k,
+                                    seed + 1000 * it + 1_000_000 * rank(), cfg.dtype, ctx,
+                                    cfg.generation, work_dir, gen_info)
+    responses = [[g.text for g in row] for row in gens]
+    scores, counts = score(mine, responses, it)
+    return gather_shards(responses), gather_shards(scores), _sum_counts(gather_shards([counts]))
 
 
 def _iteration_record(it: int, policy: str, prompts: list[dict], scores: list[list[float | None]],
@@ -147,30 +185,30 @@ def _iterate(cfg: RSFTStageConfig, pool: list[dict], score, out: Path, ctx: Stag
     """
     import pandas as pd
 
-    from alignment.stages.sample import generate_from_checkpoint
     from alignment.stages.sft import train_sft
 
     rng = random.Random(seed)
     history = []
-    (out / "metrics.jsonl").unlink(missing_ok=True)
+    if is_main_process():
+        (out / "metrics.jsonl").unlink(missing_ok=True)
     for it in range(cfg.iterations + 1):
         prompts = rng.sample(pool, min(cfg.prompts_per_iteration, len(pool)))
         gen_info: dict = {}
-        gens = generate_from_checkpoint(policy, "policy", prompts, cfg.sampling, cfg.k, seed + 1000 * it, cfg.dtype,
-                                        ctx, cfg.generation, out / "iterations" / str(it), gen_info)
-        responses = [[g.text for g in row] for row in gens]
-        scores, counts = score(prompts, responses, it)
+        responses, scores, counts = _sample_and_score(cfg, policy, prompts, score, it, seed, ctx, gen_info,
+                                                      out / "iterations" / str(it))
         record = _iteration_record(it, policy, prompts, scores, counts)
         record["generation_backend"] = gen_info.get("backend")
         if it < cfg.iterations:
             kept = select_top(prompts, responses, scores, cfg.keep_top, cfg.min_score)
             it_dir = out / "iterations" / str(it)
             it_dir.mkdir(parents=True, exist_ok=True)
-            pd.DataFrame(kept).to_parquet(it_dir / "kept.parquet", index=False)
+            if is_main_process():
+                pd.DataFrame(kept).to_parquet(it_dir / "kept.parquet", index=False)
             record["kept"] = len(kept)
             if kept:
                 sft = train_sft(policy, [{"messages": r["messages"]} for r in kept], [], cfg.train, it_dir, ctx,
-                                tracker=tracker, tb_subdir=f"iteration_{it}")
+                                tracker=tracker, tb_subdir=f"iteration_{it}", distributed=cfg.distributed)
+                barrier()       # rank 0 has saved the model every rank samples from next
                 record.update(train_loss_start=sft["train_loss_start"], train_loss_end=sft["train_loss_end"])
                 policy = str(it_dir / "model")
             else:
@@ -178,8 +216,9 @@ def _iterate(cfg: RSFTStageConfig, pool: list[dict], score, out: Path, ctx: Stag
                                    it, cfg.min_score)
         history.append(record)
         tracker.log({f"rsft/{k}": record.get(k) for k in ("mean_score", "best_of_k_mean", "kept")}, step=it)
-        with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        if is_main_process():
+            with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
         ctx.logger.info("rsft iteration %d: mean %s score %s (kept %s)", it, cfg.scorer, record["mean_score"],
                         record.get("kept", "-"))
     return policy, history
@@ -188,14 +227,22 @@ def _iterate(cfg: RSFTStageConfig, pool: list[dict], score, out: Path, ctx: Stag
 def run(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContext) -> dict:
     out = Path(out)
     check_tracking(cfg.tracking, out)
+    launched = maybe_launch(NAME, cfg, inputs, out, ctx)     # distributed.nproc > 1: torchrun
+    if launched is not None:
+        return launched
+    from alignment.rl.parallel import init_distributed
+
+    init_distributed()      # a torchrun rank joins its group before the first gather (Ray Train's has)
     quarantine = Quarantine()
     pool = load_prompt_split(inputs["data"], cfg.split, quarantine, None, NAME)
     score = _scorer(cfg, inputs, out, ctx)
     seed = ctx.seed if cfg.seed is None else cfg.seed
     with start_tracking(cfg.tracking, out, config=cfg) as tracker:
         policy, history = _iterate(cfg, pool, score, out, ctx, seed, tracker, inputs["policy"])
-    _copy_model(Path(policy), out / "model")
-    quarantine.write(out)
+    if is_main_process():
+        _copy_model(Path(policy), out / "model")
+        quarantine.write(out)
+    barrier()
     means = [h["mean_score"] for h in history]
     return {"scorer": cfg.scorer, "mean_score_by_iteration": means, "mean_score_start": means[0],
             "mean_score_end": means[-1], "kept_by_iteration": [h.get("kept") for h in history[:-1]],
@@ -205,11 +252,12 @@ def run(cfg: RSFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageConte
             "quarantined": len(quarantine), "generation_backend": cfg.generation.backend}
 
 
-def _sum_counts(dicts) -> dict[str, int]:
-    total: dict[str, int] = {}
+def _sum_counts(dicts) -> dict:
+    """Counts added up key by key (nested dicts too: judge statuses)."""
+    total: dict = {}
     for d in dicts:
         for k, v in d.items():
-            total[k] = total.get(k, 0) + v
+            total[k] = _sum_counts([total.get(k, {}), v]) if isinstance(v, dict) else total.get(k, 0) + v
     return total
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from alignment.distributed import DistributedSpec, is_main_process, maybe_launch
+from alignment.distributed import DistributedSpec, checkpoint_notice, is_main_process, maybe_launch
 from alignment.scope import TrainableScope
 from alignment.specs import MaxLength
 from alignment.stages.inputs import Quarantine, read_conversations, split_file
@@ -80,13 +80,13 @@ def run(cfg: SFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContex
 
 
 def _sft_args(cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Path, ctx: StageContext, has_eval: bool,
-              report_to: list[str]):
+              report_to: list[str], dist: DistributedSpec | None = None):
     from trl import SFTConfig
 
     every = getattr(cfg, "eval_every_steps", None)
     strategy = "no" if not has_eval else ("steps" if every else "epoch")
     best = has_eval and getattr(cfg, "keep", "last") == "best"
-    dist = getattr(cfg, "distributed", None) or DistributedSpec()
+    dist = dist or getattr(cfg, "distributed", None) or DistributedSpec()
     return SFTConfig(
         **common_trainer_kwargs(cfg.optim, out, ctx, dist, ctx.seed if cfg.seed is None else cfg.seed, report_to),
         max_length=cfg.max_length, packing=cfg.packing,
@@ -104,7 +104,7 @@ def _sft_args(cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Pa
 def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
               cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Path, ctx: StageContext,
               quarantine: Quarantine | None = None, tracker: Tracker | None = None,
-              tb_subdir: str | None = None) -> dict:
+              tb_subdir: str | None = None, distributed: DistributedSpec | None = None) -> dict:
     """Fine-tune ``model_ref`` on ``train_rows`` and save ``out/model``; return the metrics.
 
     Rows are ``{"messages": [...]}`` (conversations) or ``{"text": ...}`` (language modelling).
@@ -114,7 +114,8 @@ def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
     process): the ``pretrain`` and ``rsft`` stages train through here too. Rows the caller
     refused (``quarantine``) are written to ``out/quarantine.jsonl`` and counted in the metrics.
     ``tracker`` (None: no tracking) receives the trainer's logs, under ``tb_subdir`` of the
-    TensorBoard folder when given (rsft: one folder per iteration).
+    TensorBoard folder when given (rsft: one folder per iteration). ``distributed`` (None: the
+    config's own, if any) sets DeepSpeed for a config without that field (rsft's ``train``).
     """
     from datasets import Dataset
     from trl import SFTTrainer
@@ -125,10 +126,11 @@ def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
     tokenizer = load_tokenizer(model_ref, "model")
     model = apply_trainable_scope(load_causal_lm(model_ref, "model", dtype="float32").train(), cfg.scope)
     tracker = tracker or Tracker(TrackingSpec(tensorboard=False), out)
-    args = _sft_args(cfg, out, ctx, bool(eval_rows), tracker.report_to)
+    args = _sft_args(cfg, out, ctx, bool(eval_rows), tracker.report_to, distributed)
     trainer = tracker.build_trainer(SFTTrainer, tb_subdir, model=model, args=args, processing_class=tokenizer,
                                     train_dataset=Dataset.from_list(train_rows),
-                                    eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None)
+                                    eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+                                    callbacks=[checkpoint_notice()])   # a Ray Train group hears of each save
     result = trainer.train(resume_from_checkpoint=_last_checkpoint(out / "checkpoints"))
     first, last = logged_losses(trainer.state.log_history)
     metrics = {"train_loss_start": first, "train_loss_end": last,
@@ -151,10 +153,14 @@ def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
 
 
 def _last_checkpoint(ckpt_dir: Path) -> str | None:
-    """The checkpoint of a killed attempt of THIS stage directory, if any (resume from it)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    """The newest complete checkpoint of a killed attempt of THIS stage directory, if any (resume
+    from it): ``checkpoint-<step>`` with the highest step whose ``trainer_state.json`` (written
+    last) exists, so a checkpoint cut short by the kill is passed over."""
+    if not ckpt_dir.is_dir():
+        return None
+    steps = [(int(d.name.split("-")[1]), d) for d in ckpt_dir.glob("checkpoint-*")
+             if d.name.split("-")[1].isdigit() and (d / "trainer_state.json").is_file()]
+    return str(max(steps)[1]) if steps else None
 
 
 def save_trained_model(trainer, tokenizer, model_dir: Path) -> None:

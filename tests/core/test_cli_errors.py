@@ -58,6 +58,15 @@ CASES = {
                                  r"job\.yaml: file not found"),
     "submit: bad job field": (["submit", JOB, "stages.sft.config.bogus=1", "--address", "http://127.0.0.1:9"],
                               r"quickstart\.yaml \(override 'stages\.sft\.config\.bogus=1'\): stages\.sft\.config\.bogus"),
+    "submit: relative run_dir": (["submit", JOB, "--address", "http://127.0.0.1:9"],
+                                 r"quickstart\.yaml: run_dir 'runs' is relative: .*give --run-dir /shared/runs"),
+    "submit: relative --run-dir": (["submit", JOB, "--run-dir", "runs", "--address", "http://127.0.0.1:9"],
+                                   r"--run-dir runs: give an absolute path"),
+    "submit: --until unknown stage": (["submit", JOB, "--until", "nope", "--address", "http://127.0.0.1:9"],
+                                      r"--until nope: no stage 'nope'"),
+    "submit: no job file": (["submit", "--address", "http://127.0.0.1:9"], r"needs a job file \(or --follow JOB_ID\)"),
+    "submit: no cluster there": (["submit", JOB, "--run-dir", MISSING, "--address", "http://127.0.0.1:9"],
+                                 r"cannot reach the Ray dashboard at http://127\.0\.0\.1:9 .*--address"),
 }
 
 

@@ -70,6 +70,7 @@ from medalign.config import StrictModel
 
 NAME = "allreduce"
 INPUTS = {}
+DATA_PARALLEL = True        # runs on every worker of a Ray Train group
 
 class Config(StrictModel):
     value: int = 1

@@ -171,3 +171,18 @@ def test_a_stage_reading_a_dataset_the_recipe_does_not_make_fails_at_plan_time()
     text = str(e.value)
     assert re.search(r"quickstart.yaml:\d+: stages.ppo.inputs.data: ppo reads prompts from stage 'data'", text)
     assert "stages.sample.inputs.data" in text and "stages.sft.inputs.data" not in text
+
+
+def test_num_workers_is_refused_for_a_stage_that_does_not_run_data_parallel():
+    repo = Path(__file__).resolve().parents[2]
+    with pytest.raises(ConfigError) as e:
+        load_plan(repo / "jobs" / "quickstart.yaml", ["stages.sample.resources.num_workers=2"])
+    assert re.search(r"quickstart\.yaml:\d+: stages\.sample\.resources\.num_workers: sample does not run data "
+                     r"parallel .*set num_workers: 1", str(e.value)), str(e.value)
+    with pytest.raises(ConfigError, match=r"stages\.sft\.resources\.num_workers: Ray Train starts 2 workers and "
+                                          r"config\.distributed\.nproc asks torchrun for 2 more"):
+        load_plan(repo / "jobs" / "quickstart.yaml", ["stages.sft.resources.num_workers=2",
+                                                      "stages.sft.config.distributed.nproc=2"])
+    plan = load_plan(repo / "jobs" / "quickstart.yaml", ["stages.sft.resources.num_workers=2",
+                                                         "stages.ppo.resources.num_workers=2"])
+    assert plan.stages["ppo"].entry.resources.num_workers == 2
