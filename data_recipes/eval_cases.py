@@ -32,6 +32,7 @@ from pydantic import Field, model_validator
 
 from medalign.config import StrictModel
 
+EVAL_DIR = "eval"                      # <data dir>/eval/<set name>.parquet
 CHECKS = ("diagnosis", "department", "asking", "red_flags")
 Check = Literal["diagnosis", "department", "asking", "red_flags"]
 
@@ -103,4 +104,4 @@ def json_or_none(value) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-__all__ = ["CHECKS", "Truth", "RubricCriterion", "EvalCase", "EVAL_SCHEMA", "json_or_none"]
+__all__ = ["EVAL_DIR", "CHECKS", "Truth", "RubricCriterion", "EvalCase", "EVAL_SCHEMA", "json_or_none"]

@@ -27,14 +27,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from data_recipes.eval_cases import EVAL_SCHEMA, json_or_none
+from data_recipes.eval_cases import EVAL_DIR, EVAL_SCHEMA, json_or_none
 from data_recipes.records import Quarantined, Record
 from data_recipes.transforms import apply_transforms
 from data_recipes.transforms.decontaminate import MATCH_KINDS, EvalSetIndex
 from data_recipes.transforms.shingles import encode_batch, exact_keys
 from medalign.config import ConfigError
-
-EVAL_DIR = "eval"
 
 
 def eval_index_for(recipe) -> EvalSetIndex:

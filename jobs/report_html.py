@@ -13,13 +13,16 @@ errors, string metrics) is HTML-escaped.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 
 from jobs.report import _TABLE_METRICS, _fmt
+from medalign.html import CSS as _CSS
+from medalign.html import figure as _figure
+from medalign.html import img as _img
+from medalign.html import mpl_text as _mpl
+from medalign.html import png as _png
 
 # stage kind -> panels (title, tags); a tag is a TensorBoard scalar tag, or for ppo a metrics.jsonl key
 PANELS: dict[str, list[tuple[str, list[str]]]] = {
@@ -35,12 +38,6 @@ PANELS: dict[str, list[tuple[str, list[str]]]] = {
             ("KL to the reference (nats per response) per step", ["kl/mean"]),
             ("losses", ["policy/loss", "value/loss"])],
 }
-
-_CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;
-vertical-align:top;font-size:14px}th{background:#f2f2f2}.failed{color:#b00}.note{color:#666}
-img{max-width:100%}"""
-
 
 def write_report_html(report: dict, path: Path) -> None:
     """Render ``report`` (the dict written to report.json) as a self-contained HTML page at ``path``."""
@@ -152,26 +149,3 @@ def _win_rate_section(stages: dict) -> list[str]:
     return ["<h2>Win rates</h2>", _img(_png(fig), "judge win rates with 95% intervals"),
             f"<table><tr><th>eval stage</th><th>win rate</th><th>95% interval</th><th>judged prompts</th></tr>"
             f"{table}</table>"]
-
-
-def _figure(n_panels: int, height: float = 3.2):
-    from matplotlib.figure import Figure    # the object API: no pyplot state, no GUI backend
-
-    fig = Figure(figsize=(max(5.0, 4.2 * n_panels), height), layout="constrained")
-    axes = fig.subplots(1, n_panels, squeeze=False)[0]
-    return fig, list(axes)
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return buf.getvalue()
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f"<p><img alt=\"{html.escape(alt)}\" src=\"data:image/png;base64,{base64.b64encode(png).decode('ascii')}\"></p>"
-
-
-def _mpl(text: str) -> str:
-    """Text for matplotlib: a ``$`` would start math mode (and fail on a name like ``a$b``)."""
-    return str(text).replace("$", r"\$")
