@@ -52,11 +52,12 @@ class Truth(StrictModel):
 
     @model_validator(mode="after")
     def _checks_have_their_facts(self) -> "Truth":
-        needs = {"diagnosis": self.condition_names, "department": self.department_names,
-                 "red_flags": self.red_flags}
-        missing = [check for check, facts in needs.items() if check in self.expects and not facts]
+        needs = {"diagnosis": ("condition_names", self.condition_names),
+                 "department": ("department_names", self.department_names), "red_flags": ("red_flags", self.red_flags)}
+        missing = [f"expects {check} but {field} is empty" for check, (field, facts) in needs.items()
+                   if check in self.expects and not facts]
         if missing:
-            raise ValueError(f"expects {missing} but the matching names/red_flags list is empty")
+            raise ValueError("; ".join(missing))
         return self
 
 

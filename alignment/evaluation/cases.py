@@ -84,16 +84,19 @@ def _case(path: Path, i: int, row: dict) -> Case:
     messages = row.get("messages") or []
     if not messages or messages[-1].get("role") != "user":
         raise ConfigError([f"{where}: messages: must end with a user turn"])
+    column = "truth"
     try:
         truth = Truth.model_validate(json.loads(row["truth"])) if row.get("truth") else None
+        column = "rubric"
         rubric = [RubricCriterion.model_validate(c) for c in json.loads(row["rubric"])] if row.get("rubric") else None
+        column = "case_card"
         card = json.loads(row["case_card"]) if row.get("case_card") else None
     except json.JSONDecodeError as e:
-        raise ConfigError([f"{where}: a JSON column does not parse: {e}"]) from None
+        raise ConfigError([f"{where}: {column}: not JSON: {e}"]) from None
     except ValidationError as e:
         err = e.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise ConfigError([f"{where}: {field or 'truth'}: {err['msg']}"]) from None
+        field = ".".join([column, *(str(p) for p in err["loc"])])
+        raise ConfigError([f"{where}: {field}: {err['msg']}"]) from None
     return Case(case_id=str(row["case_id"]), eval_set=str(row.get("eval_set") or path.stem),
                 language=row.get("language"), messages=[dict(m) for m in messages],
                 category=row.get("category"), reference=row.get("reference"), truth=truth,
