@@ -52,9 +52,11 @@ def write_report_html(report: dict, path: Path) -> None:
                      "up to date. The report of the whole job, when there is one, is report.html.</p>")
     parts += ["<h2>Stages</h2>", _summary_table(report["stages"])]
     if report["headline"]:
-        rows = "".join(f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>" for k, v in report["headline"].items())
+        rows = "".join(f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>" for k, v in report["headline"].items()
+                       if not isinstance(v, dict))
         parts += ["<h2>Headline</h2>", f"<table><tr><th>figure</th><th>value</th></tr>{rows}</table>"]
     parts += ["<h2>Training curves</h2>", *_curve_sections(report["stages"])]
+    parts += _evaluation_section(report["stages"])
     parts += _win_rate_section(report["stages"])
     parts.append("</body></html>\n")
     tmp = path.with_name(f".{path.name}.tmp")
@@ -149,3 +151,27 @@ def _win_rate_section(stages: dict) -> list[str]:
     return ["<h2>Win rates</h2>", _img(_png(fig), "judge win rates with 95% intervals"),
             f"<table><tr><th>eval stage</th><th>win rate</th><th>95% interval</th><th>judged prompts</th></tr>"
             f"{table}</table>"]
+
+
+def _evaluation_section(stages: dict) -> list[str]:
+    """Each eval stage's referee table per eval set and category (policy vs baseline), and a
+    link to its full evaluation report (clinical tables with intervals, leaderboard)."""
+    e = html.escape
+    parts = []
+    for name, s in stages.items():
+        m = s["metrics"] if s["kind"] == "eval" and s["status"] in ("ran", "reused") else {}
+        if not m.get("referee_by_category"):
+            continue
+        rows = "".join(f"<tr><td>{e(set_name)}</td><td>{e(cat)}</td><td>{t['n']}</td><td>{e(_fmt(t['mean_policy']))}</td>"
+                       f"<td>{e(_fmt(t['mean_baseline']))}</td><td>{e(_fmt(t['performance_ratio']))}</td></tr>"
+                       for set_name, cats in m["referee_by_category"].items() for cat, t in cats.items())
+        link = Path(s["dir"]) / "evaluation" / "report.html"
+        parts += [f"<h2>Evaluation on the eval sets ({e(name)})</h2>",
+                  f"<p>Referee (HuatuoGPT's protocol), policy vs baseline: performance ratio "
+                  f"{e(_fmt(m.get('referee_performance_ratio')))}, win rate {e(_fmt(m.get('referee_win_rate')))} "
+                  f"{e(_fmt(m.get('referee_win_rate_ci')))}. Clinical ground truth over "
+                  f"{e(', '.join(m.get('clinical_eval_sets') or []))}: see the headline. Full report: "
+                  f"<a href=\"{e(link.as_uri() if link.is_absolute() else str(link))}\">{e(str(link))}</a></p>",
+                  "<table><tr><th>eval set</th><th>category</th><th>n</th><th>mean policy</th>"
+                  f"<th>mean baseline</th><th>ratio</th></tr>{rows}</table>"]
+    return parts
