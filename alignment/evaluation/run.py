@@ -150,11 +150,7 @@ def rubric_section(cases: list[Case], responses: dict[str, list[str]], checkpoin
     """HealthBench-format grading of the cases that carry a rubric (alignment.evaluation.healthbench)."""
     if not cfg.rubric.enabled:
         return {"enabled": False}
-    try:
-        from alignment.evaluation import healthbench
-    except ImportError:
-        raise UserError("rubric.enabled: true needs alignment.evaluation.healthbench, which is not installed "
-                        "here; set rubric.enabled: false") from None
+    healthbench = _optional_module("healthbench", "rubric")
     graded = [i for i, c in enumerate(cases) if c.rubric]
     if not graded:
         return {"enabled": True, "note": "no case carries a rubric"}
@@ -170,11 +166,7 @@ def multi_turn_section(cases: list[Case], checkpoints: dict[str, str], cfg: Eval
     (alignment.evaluation.patient)."""
     if not cfg.multi_turn.enabled:
         return {"enabled": False}
-    try:
-        from alignment.evaluation import patient
-    except ImportError:
-        raise UserError("multi_turn.enabled: true needs alignment.evaluation.patient, which is not installed "
-                        "here; set multi_turn.enabled: false") from None
+    patient = _optional_module("patient", "multi_turn")
     carded = [c for c in cases if c.case_card]
     if not carded:
         return {"enabled": True, "note": "no case carries a case card"}
@@ -183,6 +175,19 @@ def multi_turn_section(cases: list[Case], checkpoints: dict[str, str], cfg: Eval
                                      max_turns=cfg.multi_turn.max_turns, sampling=cfg.sampling, seed=cfg.seed,
                                      store_dir=out / "multi_turn" / m, ctx=ctx)
         for m, ref in checkpoints.items()}}
+
+
+def _optional_module(name: str, switch: str):
+    """``alignment.evaluation.<name>`` for a switched-on section, or a UserError saying what to do."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"alignment.evaluation.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"alignment.evaluation.{name}":
+            raise
+        raise UserError(f"{switch}.enabled: true needs alignment.evaluation.{name}, which is not installed "
+                        f"here; set {switch}.enabled: false") from None
 
 
 def cost_table(models: list[str], generation: dict, referee_section_: dict) -> dict:

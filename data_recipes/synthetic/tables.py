@@ -100,21 +100,14 @@ class CommonDepartmentsFile(StrictModel):
     common_departments: list[CommonDepartment] = Field(min_length=1, description="extra department names")
 
 
-class Templates(StrictModel):
-    """Sentence templates per language."""
-
-    zh: list[str] = Field(min_length=1, description="Chinese templates")
-    en: list[str] = Field(min_length=1, description="English templates")
-
-
 class IntentEntry(StrictModel):
     """One KUAKE-QIC intent: its label, the checks that apply, question and answer templates."""
 
     key: str = Field(pattern=KEY_PATTERN, description="stable id, e.g. treatment")
     label: Names = Field(description="the KUAKE-QIC label (zh) and our English label")
     expects: list[Check] = Field(min_length=1, description="ground-truth checks of a case of this intent")
-    questions: Templates | None = Field(None, description="the patient's question (none: a consultation message)")
-    answers: Templates | None = Field(None, description="a good doctor's answer (none: the doctor style of answers.py)")
+    questions: Phrases | None = Field(None, description="templates of the patient's question (none: a consultation message)")
+    answers: Phrases | None = Field(None, description="templates of a good doctor's answer (none: answers.py's styles)")
 
 
 class IntentsFile(StrictModel):

@@ -52,7 +52,8 @@ def _validate_world_table(path: Path) -> None:
     from data_recipes.synthetic import tables
 
     model = {tables.DEPARTMENTS_FILE: tables.DepartmentsFile,
-             tables.COMMON_DEPARTMENTS_FILE: tables.CommonDepartmentsFile}.get(path.name)
+             tables.COMMON_DEPARTMENTS_FILE: tables.CommonDepartmentsFile,
+             tables.INTENTS_FILE: tables.IntentsFile}.get(path.name)
     if model is None:
         assert path.match(tables.CONDITION_FILES), f"{path}: not a table tables.py loads"
         model = tables.ConditionsFile
@@ -66,6 +67,20 @@ def _validate_injection_patterns(path: Path) -> None:
     load_config(path, InjectionPatterns)
 
 
+def _validate_clinical_phrases(path: Path) -> None:
+    from alignment.evaluation.clinical import ClinicalPhrases
+    from medalign.config import load_config
+
+    load_config(path, ClinicalPhrases)
+
+
+def _validate_eval_config(path: Path) -> None:
+    from alignment.evaluation.config import EvalRunConfig
+    from medalign.config import load_config
+
+    load_config(path, EvalRunConfig)
+
+
 VALIDATORS = {
     "jobs": _validate_job,
     "data_recipes/synthetic/data": _validate_world_table,
@@ -73,6 +88,8 @@ VALIDATORS = {
     "data_recipes/recipes": _validate_recipe,
     "judges/prompts": _validate_template,
     "alignment/capacity": _validate_capacity_table,
+    "alignment/evaluation/data": _validate_clinical_phrases,
+    "alignment/evaluation/examples": _validate_eval_config,
 }
 NOT_CONFIG = {"environment.yml"}      # conda's file, checked against pyproject below
 

@@ -39,7 +39,10 @@ SMALL = [
     "stages.eval.config.max_prompts=12",
     "stages.eval.config.n_bootstrap=200",
     "stages.eval.config.sampling.max_new_tokens=24",
+    "stages.eval.config.max_cases=20",
 ]
+CLINICAL_KEYS = [f"clinical_{m}_{who}" for m in ("diagnosis_accuracy", "department_accuracy", "asks_when_missing")
+                 for who in ("policy", "baseline")]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +67,10 @@ def test_every_stage_runs_and_the_report_has_the_headline(small_run):
                 "win_rate_ci95_high"):
         assert key in head, f"{key} missing from the headline: {head}"
     assert head["sft_loss_end"] < head["sft_loss_start"]
+    for key in CLINICAL_KEYS:                                          # issue 10: ground truth, no LLM
+        assert 0.0 <= head[key] <= 1.0, f"{key} missing or out of [0, 1]: {head}"
+    assert head["clinical_eval_sets"] == ["synthetic_multi_turn", "synthetic_single_turn"]
+    assert head["referee_performance_ratio"] > 0 and len(head["referee_by_category"]["synthetic_single_turn"]) == 10
     assert 0.0 <= head["win_rate_ci95_low"] <= head["win_rate_vs_baseline"] <= head["win_rate_ci95_high"] <= 1.0
     assert 0.0 <= head["rm_heldout_accuracy"] <= 1.0
     on_disk = json.loads((plan.job_dir / "report.json").read_text())
