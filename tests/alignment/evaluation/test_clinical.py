@@ -104,3 +104,25 @@ def test_paired_difference_interval_resamples_pairs():
     assert paired_difference([0.0, 1.0] * 10, [0.0, 1.0] * 10)["ci_high"] == 0.0
     with pytest.raises(ValueError, match="unequal length"):
         paired_difference([1.0], [])
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_sets_references_pass_every_check_and_distilled_answers_never_commit(lang):
+    """Truth and metrics agree: a good doctor's reference is right on every check that applies to
+    its case (asking exactly when information is missing); the distilled style, which hedges, is
+    never right on a diagnosis."""
+    import random
+
+    from data_recipes.synthetic.answers import compose_answer
+    from data_recipes.synthetic.eval_sets import build_eval_multi_turn, build_eval_single_turn
+
+    rows = build_eval_single_turn(100, random.Random(0), lang) + build_eval_multi_turn(100, random.Random(1), lang)
+    s = summarise([check_response(r["reference"], Truth(**r["truth"])) for r in rows], n_bootstrap=100)
+    for metric in ("diagnosis_accuracy", "department_accuracy", "asks_when_missing", "red_flag_coverage"):
+        assert s[metric]["value"] == 1.0 and s[metric]["n"] >= 40, metric
+    assert s["needless_asking"]["value"] == 0.0 and s["diagnosis_hedged"]["value"] == 0.0
+    rng = random.Random(2)
+    expecting = [r for r in rows if "diagnosis" in r["truth"]["expects"]]
+    distilled = [check_response(compose_answer(r["truth"]["condition"], lang, "distilled", rng), Truth(**r["truth"]))
+                 for r in expecting]
+    assert {c.diagnosis for c in distilled} <= {"hedged", "none"} and any(c.diagnosis == "hedged" for c in distilled)
