@@ -148,6 +148,7 @@ def _fmt(value) -> str:
 def _print_table(report: dict, echo) -> None:
     """A rich table when the terminal supports it, plain text otherwise (both via ``echo``)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"medalign job {report['job']}: {report['status']} in {report['wall_s']:.1f} s")
@@ -157,11 +158,12 @@ def _print_table(report: dict, echo) -> None:
         keys = _TABLE_METRICS.get(s["kind"], ())
         metrics = ", ".join(f"{k}={_fmt(s['metrics'][k])}" for k in keys if k in s["metrics"])
         wall = f"{s['wall_s']:.1f}" if s["wall_s"] is not None else "-"
-        table.add_row(name, s["status"], wall, metrics or (s["error"] or "")[:120])
+        table.add_row(name, s["status"], wall, escape(metrics or (s["error"] or "")[:120]))
     console = Console(width=140, record=True)
     with console.capture() as cap:
         console.print(table)
         if report["headline"]:
-            console.print("headline: " + ", ".join(f"{k}={_fmt(v)}" for k, v in report["headline"].items()
-                                                   if not isinstance(v, dict)))   # tables: report.json/.html
+            text = ", ".join(f"{k}={_fmt(v)}" for k, v in report["headline"].items()
+                             if not isinstance(v, dict))                          # tables: report.json/.html
+            console.print("headline: " + escape(text))        # "[a, b]" is text, not rich markup
     echo(cap.get().rstrip())
