@@ -26,7 +26,9 @@ SMALL = [
     "stages.sft.config.optim.epochs=1",
     "stages.sft.config.max_eval_examples=32",
     "stages.sft.config.max_length=128",
-    "stages.sample.config.max_prompts=16",
+    # 40 prompts: the rubric gates ratings by accuracy (issue 10), and the judge's integer ratings of
+    # an undertrained model's samples tie more often; 16 prompts left the reward model 8 pairs
+    "stages.sample.config.max_prompts=40",
     "stages.sample.config.k=3",
     "stages.sample.config.sampling.max_new_tokens=24",
     "stages.reward_model.config.optim.epochs=1",
