@@ -1,4 +1,5 @@
-"""``medalign bootstrap`` and ``medalign train``: run alignment stages outside a job.
+"""``medalign bootstrap`` and ``medalign train``: run alignment stages outside a job
+(``medalign eval``: alignment/evaluation/cli.py).
 
     medalign bootstrap --data runs/demo/data-ab12 --out models/tiny model.hidden_size=128
     medalign train sft optim.epochs=1 optim.learning_rate=3e-3 \\
@@ -47,7 +48,10 @@ def _describe_inputs_when_asked(parser: argparse.ArgumentParser, action: argpars
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``medalign bootstrap`` and ``medalign train``."""
+    """Add ``medalign bootstrap``, ``medalign train`` and ``medalign eval``."""
+    from alignment.evaluation.cli import register as register_eval
+
+    register_eval(subparsers)
     p = subparsers.add_parser(
         "bootstrap", help="train a tokenizer on a corpus and build a tiny causal LM (HF checkpoint)",
         description="Train a byte-level BPE tokenizer (ChatML chat template with assistant masks) on the "

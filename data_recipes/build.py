@@ -10,7 +10,8 @@ Two streaming passes, with memory independent of the input size except the dedup
 2. Decide the requested counts (an impossible mix is a ConfigError naming the recipe line), then
    stream the spools back, select and interleave rows (mixing.py) and write Parquet.
 
-Outputs: ``<out>/<kind>/{train,validation,test}.parquet``, ``build_report.json`` and
+Outputs: ``<out>/<kind>/{train,validation,test}.parquet``, ``<out>/eval/<set>.parquet`` (the
+recipe's eval sets, read before pass 1: eval_outputs.py), ``build_report.json`` and
 ``quarantine.jsonl``, written into a temporary folder beside ``out`` and moved in when the build
 is complete (staging.py): a failed build leaves the previous one intact. ``build_report.json``
 holds only what the inputs decide (counts, recipe hash, each input's sha256), so rebuilding the
@@ -35,17 +36,18 @@ from typing import Callable, Iterable
 import numpy as np
 import pyarrow as pa
 
+from data_recipes.eval_outputs import build_eval_sets, check_no_overlap, quarantine_overlaps, shared_content_problems
 from data_recipes.inputs import BuildInputs
 from data_recipes.mixing import ComponentPlan, mixed_groups, requested_counts
 from data_recipes.process import ProcessedBatch, SourceJob, local_batches, paced_gc, record_text, source_jobs
 from data_recipes.quarantine import QuarantineWriter
-from data_recipes.recipe_load import ResolvedRecipe
+from data_recipes.recipe_load import ResolvedRecipe, eval_source_indices
 from data_recipes.report import ComponentStats, SourceStats, output_report
 from data_recipes.rows import RowBlock
 from data_recipes.spool import CountingSpool, SpoolWriter
 from data_recipes.staging import Staging
 from data_recipes.transforms import BUILDER_KINDS, DEFAULT_BUILDER, OUTPUT_KINDS
-from data_recipes.transforms.decontaminate import EvalNgramIndex
+from data_recipes.transforms.decontaminate import MATCH_KINDS, EvalNgramIndex, EvalSetIndex
 from data_recipes.transforms.dedup import EXACT, KEEP, NEAR, Deduplicator, first_occurrence
 from data_recipes.transforms.keyindex import HashKeyIndex
 from data_recipes.writers import ID_COLUMN, SPLITS, OutputWriter, spool_schema
@@ -88,6 +90,10 @@ class FirstPass:
                 self.spools[kind].append(CountingSpool() if spool_dir is None else
                                          SpoolWriter(spool_dir / f"{kind}-{j}.arrow", spool_schema(kind)))
         self._current: int | None = None
+        self.eval_sources = eval_source_indices(recipe)     # read before pass 1 (eval_outputs.py)
+        self.eval_sets: EvalSetIndex | None = None
+        self.eval_report: dict | None = None
+        self.eval_matches: Counter = Counter()             # removed training rows by match kind
 
     def consume(self, batch: ProcessedBatch) -> None:
         """Account for one processed batch; spool the rows of the records dedup keeps."""
@@ -113,10 +119,12 @@ class FirstPass:
         stats.kept += int(kept.sum())
         stats.languages.update(compress(batch.languages, kept))
         for (kind, j), block in batch.blocks.items():
-            self._spool_block(kind, j, block, kept, batch.kinds)
+            self._spool_block(kind, j, block, kept, batch.kinds, (spec, batch.file))
 
-    def _spool_block(self, kind: str, j: int, block: RowBlock, kept: np.ndarray, kinds: list[str]) -> None:
-        """Keep the rows of kept records, minus contaminated train rows and duplicate rows."""
+    def _spool_block(self, kind: str, j: int, block: RowBlock, kept: np.ndarray, kinds: list[str],
+                     origin: tuple) -> None:
+        """Keep the rows of kept records, minus contaminated train rows, rows overlapping an eval
+        set (quarantined with the case they overlap) and duplicate rows."""
         stats = self.components[kind][j]
         accepted = BUILDER_KINDS[stats.build]
         usable = np.array([k in accepted for k in kinds], dtype=bool)
@@ -129,6 +137,14 @@ class FirstPass:
         if block.contaminated is not None:
             stats.contaminated_rows += int((mask & block.contaminated).sum())
             mask &= ~block.contaminated
+        if block.eval_case is not None:
+            hit = mask & (block.eval_case >= 0)
+            if hit.any():
+                stats.eval_overlap_rows += int(hit.sum())
+                self.eval_matches.update(MATCH_KINDS[m] for m in block.eval_match[hit].tolist())
+                quarantine_overlaps(self, origin[0], origin[1], kind, block.batch.filter(pa.array(hit)),
+                                    block.eval_case[hit].tolist(), block.eval_match[hit].tolist())
+                mask &= ~hit
         if block.row_keys is not None and mask.any():
             idx = np.flatnonzero(mask)
             first = first_occurrence(self.row_index[kind], block.row_keys[idx])
@@ -160,7 +176,7 @@ class FirstPass:
         ``allow_empty: true`` on the source."""
         problems = []
         for i, (spec, files) in enumerate(zip(self.recipe.sources, self.resolved.source_files)):
-            empty = [f for f in files if not self.file_items[str(f)]]
+            empty = [f for f in files if not self.file_items[str(f)]]   # eval sources: counted by eval_outputs
             self.sources[i].empty_files = len(empty)
             for file in empty:
                 if spec.allow_empty:
@@ -241,10 +257,13 @@ BatchRunner = Callable[[list[SourceJob], list[list[Path]]], Iterable[ProcessedBa
 
 def first_pass(state: FirstPass, resolved: ResolvedRecipe, run_batches: BatchRunner, progress: bool,
                eval_index: EvalNgramIndex | None = None, files: dict | None = None) -> None:
-    """Pass 1: every source's batches into ``state``, then its end-of-pass checks."""
+    """Pass 1: every training source's batches into ``state`` (eval sets were read before, see
+    eval_outputs.py), then its end-of-pass checks."""
     from tqdm import tqdm
 
-    batches = run_batches(source_jobs(resolved, eval_index, files), resolved.source_files)
+    jobs = source_jobs(resolved, eval_index, files, state.eval_sets)
+    keep = [i for i in range(len(jobs)) if i not in state.eval_sources]
+    batches = run_batches([jobs[i] for i in keep], [resolved.source_files[i] for i in keep])
     with tqdm(desc="read+transform+dedup", unit="rec", disable=not progress, mininterval=1.0) as bar, \
             paced_gc():
         for batch in batches:
@@ -260,6 +279,7 @@ def check_build(resolved: ResolvedRecipe, progress: bool = False) -> dict:
     state = FirstPass(resolved, QuarantineWriter(None, str), spool_dir=None)
     try:
         eval_index = _eval_index(resolved) if resolved.recipe.decontaminate else None
+        state.eval_sets, state.eval_report = build_eval_sets(state, None)
         first_pass(state, resolved, local_batches, progress, eval_index)
         plan_outputs(state)
     finally:
@@ -269,6 +289,7 @@ def check_build(resolved: ResolvedRecipe, progress: bool = False) -> dict:
             "outputs": {kind: [{"source": c.source, "build": c.build, "requested": c.requested,
                                 "available": c.available} for c in comps]
                         for kind, comps in state.components.items()},
+            "eval": (state.eval_report or {}).get("sets", {}),
             "warnings": state.warnings}
 
 
@@ -305,10 +326,16 @@ def _build_into(resolved: ResolvedRecipe, staging: Staging, progress: bool,
     quarantine = QuarantineWriter(staging.dir / "quarantine.jsonl", inputs.recorded, raw=recipe.quarantine_raw)
     state = FirstPass(resolved, quarantine, spool_dir, lambda f: inputs[f].to_json())
     try:
+        problems = shared_content_problems(resolved, inputs)
+        if problems:
+            raise ConfigError(problems)
         eval_index = _eval_index(resolved) if recipe.decontaminate else None
+        state.eval_sets, state.eval_report = build_eval_sets(state, staging.dir)
         first_pass(state, resolved, run_batches, progress, eval_index, inputs.provenance())
         t1 = time.perf_counter()
         write_outputs(state, plan_outputs(state), staging.dir, progress)
+        if state.eval_sets is not None:
+            check_no_overlap(state, staging.dir)
         t2 = time.perf_counter()
     finally:
         state.close()
@@ -355,6 +382,10 @@ def _report(resolved: ResolvedRecipe, state: FirstPass, eval_index: EvalNgramInd
             "ngram_chars": eval_index.n,
             "contaminated_rows": {k: sum(c.contaminated_rows for c in cs) for k, cs in state.components.items()}},
         "outputs": {k: output_report(state.components[k], state.outputs[k].total) for k in state.components},
+        "eval": None if state.eval_report is None else {
+            **state.eval_report,
+            "removed_training_rows": {k: sum(c.eval_overlap_rows for c in cs) for k, cs in state.components.items()},
+            "removed_by_match": dict(sorted(state.eval_matches.items()))},
         "splits": recipe.splits.model_dump(mode="json"),
         "warnings": state.warnings,
     }

@@ -198,6 +198,10 @@ def _build(args: argparse.Namespace) -> int:
     print(f"built {report['recipe']['name']} into {out} in {report['timings']['total_s']}s")
     for kind, section in report["outputs"].items():
         print(f"  {kind}: {section['total_actual']} rows {section['by_split']}")
+    if report.get("eval"):
+        sets = report["eval"]["sets"]
+        print("  eval sets: " + ", ".join(f"{name} {s['cases']} cases" for name, s in sets.items())
+              + f"; training rows removed as overlapping them: {report['eval']['removed_training_rows'] or 0}")
     unanswered = report["quarantine"]["unanswered"]
     print(f"  quarantined: {report['quarantine']['total']}{f' ({unanswered} unanswered)' if unanswered else ''}  "
           f"duplicates: exact {report['dedup']['exact']}, "

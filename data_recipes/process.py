@@ -24,7 +24,7 @@ from data_recipes.recipe_load import ResolvedRecipe
 from data_recipes.records import Quarantined, Record
 from data_recipes.rows import ComponentJob, PartTable, RowBlock, build_rows, record_keys
 from data_recipes.transforms import DEFAULT_BUILDER, OUTPUT_KINDS, apply_transforms
-from data_recipes.transforms.decontaminate import EvalNgramIndex
+from data_recipes.transforms.decontaminate import EvalNgramIndex, EvalSetIndex
 from data_recipes.transforms.dedup import DedupKeys, dedup_keys
 from data_recipes.transforms.filters import record_texts
 
@@ -60,6 +60,7 @@ class SourceJob:
     components: list[ComponentJob] = field(default_factory=list)   # mix components fed by this source
     files: dict[str, dict[str, str]] = field(default_factory=dict)  # file -> head of its rows' provenance
     eval_index: EvalNgramIndex | None = None                        # for decontaminating train rows
+    eval_sets: EvalSetIndex | None = None                           # the recipe's eval sets (all rows)
 
 
 @dataclass
@@ -80,13 +81,14 @@ class ProcessedBatch:
 
 
 def source_jobs(resolved: ResolvedRecipe, eval_index: EvalNgramIndex | None = None,
-                files: dict[str, dict[str, str]] | None = None) -> list[SourceJob]:
+                files: dict[str, dict[str, str]] | None = None,
+                eval_sets: EvalSetIndex | None = None) -> list[SourceJob]:
     """One job per source, with the mix components it feeds (in output order). ``files``: each
     input file's provenance head (``inputs.BuildInputs.provenance``; default: its path alone)."""
     recipe, near = resolved.recipe, resolved.recipe.dedup.near
     files = files or {}
     jobs = [SourceJob(index=i, spec=s, near=near is not None, num_perm=near.num_perm if near else 64,
-                      shingle=near.shingle_chars if near else 5, eval_index=eval_index,
+                      shingle=near.shingle_chars if near else 5, eval_index=eval_index, eval_sets=eval_sets,
                       files={str(f): files.get(str(f), {"file": str(f)}) for f in source_files})
             for i, (s, source_files) in enumerate(zip(recipe.sources, resolved.source_files))]
     by_name = {job.spec.name: job for job in jobs}
@@ -155,7 +157,8 @@ def process_batch(job: SourceJob, file: str, items: list[Record | Quarantined],
         where, parts, first = job.files.get(file, {"file": file}), PartTable(), job.components[0]
         keys = record_keys(records, job.spec.name, first.seed, first.train, first.validation)
         for comp in job.components:
-            out.blocks[(comp.kind, comp.index)] = build_rows(comp, records, where, keys, parts, job.eval_index)
+            out.blocks[(comp.kind, comp.index)] = build_rows(comp, records, where, keys, parts, job.eval_index,
+                                                             job.eval_sets)
     if keep_records:
         out.records = records
     return out

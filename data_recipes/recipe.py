@@ -12,6 +12,8 @@
         transforms: [merge_consecutive_speakers, normalize_roles, scrub_pii,
                      {name: filter_length, max_chars: 2000}]
     outputs:
+      eval:                                   # eval sets: whole sources, never trained on
+        - {name: kuake_qic_100, source: kuake_real}
       sft:
         total: 2000                           # fractions are of this total ...
         mix:
@@ -25,6 +27,8 @@
 The mixing unit is an output row (an SFT example, a prompt, a pair...). An output's weights have
 ONE meaning: all fractions of ``total`` (summing to 1), or all counts. Asking for more rows than
 a source has after filtering and dedup is an error unless ``upsample: true`` (then rows repeat).
+An eval set (``outputs.eval``) is a whole source written apart; no training output may use that
+source, and every training row overlapping an eval case is removed (``eval_overlap``).
 A source file with no records is an error unless the source says ``allow_empty: true``.
 
 This module is the schema only. :func:`data_recipes.recipe_load.load_recipe` validates a file
@@ -77,8 +81,17 @@ class Output(StrictModel):
     dedup_rows: bool = Field(True, description="drop rows identical to an earlier row of this output (same prompt, or same messages for sft)")
 
 
+class EvalOutput(StrictModel):
+    """One eval set: every record of one source, written whole (no mixing, no splits), never trained on."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="the set's name: the file eval/<name>.parquet and the eval_set column")
+    source: str = Field(description="a source name; it may feed no training output")
+    max_cases: int | None = Field(None, ge=1, description="keep only the first N cases (None: all)")
+
+
 class Outputs(StrictModel):
-    """The outputs a recipe makes; each is written as {train,validation,test}.parquet."""
+    """The outputs a recipe makes; each training output is written as {train,validation,test}.parquet,
+    each eval set as eval/<name>.parquet."""
 
     sft: Output | None = Field(None, description="SFT conversations (OpenAI messages)")
     prompts: Output | None = Field(None, description="prompts with reference answers for sampling, RL and evaluation")
@@ -86,6 +99,7 @@ class Outputs(StrictModel):
     ranked: Output | None = Field(None, description="k-way ranked responses (CMD style)")
     pretrain: Output | None = Field(None, description="plain text for continued pretraining")
     cases: Output | None = Field(None, description="patient cases with their department (and doctor) for routing and doctor recommendation")
+    eval: list[EvalOutput] | None = Field(None, description="eval sets (data_recipes/eval_cases.py); every training output is decontaminated against them")
 
 
 class Splits(StrictModel):
@@ -127,6 +141,16 @@ class Decontaminate(StrictModel):
     ngram_chars: int = Field(50, ge=8, description="window length in characters (whitespace removed)")
 
 
+class EvalOverlap(StrictModel):
+    """When a training row overlaps an eval set's patient message (transforms/decontaminate.EvalSetIndex)."""
+
+    threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard estimate (character shingles) at which a text is a near duplicate of an eval message")
+    shingle_chars: int = Field(5, ge=1, le=64, description="characters per shingle")
+    num_perm: Literal[16, 32, 64, 128, 256] = Field(64, description="MinHash signature length")
+    bands: int = Field(16, ge=1, description="LSH bands (must divide num_perm)")
+    ngram_chars: int = Field(50, ge=8, description="a shared window of this many characters is an overlap (finds a quoted eval message)")
+
+
 class Recipe(StrictModel):
     """A data recipe: sources, per-source transforms, mixes per output, splits, dedup."""
 
@@ -139,6 +163,7 @@ class Recipe(StrictModel):
     outputs: Outputs = Field(description="datasets to write")
     splits: Splits = Field(default_factory=Splits, description="split fractions (by consultation id)")
     dedup: Dedup = Field(default_factory=Dedup, description="duplicate removal")
-    decontaminate: Decontaminate | None = Field(None, description="decontamination of train rows against eval sets")
+    decontaminate: Decontaminate | None = Field(None, description="decontamination of train rows against external evaluation files")
+    eval_overlap: EvalOverlap = Field(default_factory=EvalOverlap, description="what counts as overlap with the recipe's own eval sets (outputs.eval)")
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1, description="a source with a larger share of malformed records fails the build")
     quarantine_raw: bool = Field(False, description="keep malformed records' raw text unscrubbed in quarantine.jsonl (it may hold personal information; the report warns); default: scrubbed like the outputs")

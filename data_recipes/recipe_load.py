@@ -40,6 +40,7 @@ FORMAT_KINDS: dict[str, frozenset[str]] = {
     "kuake_qic": frozenset({"dialogue", "qa"}),
     "huatuo_meddialog_cases": frozenset({"dialogue", "qa"}),
     "safety_prompts": frozenset({"qa"}),
+    "medalign_eval_cases": frozenset({"dialogue", "qa"}),
 }
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -137,12 +138,14 @@ def check_recipe(r: ResolvedRecipe) -> list[str]:
         if ev.format not in FORMATS:
             problems.append(f"{r.where(('decontaminate', 'against', j, 'format'))}: unknown format {ev.format!r}; known: {', '.join(sorted(FORMATS))}")
     outputs = {k: getattr(recipe.outputs, k) for k in OUTPUT_KINDS if getattr(recipe.outputs, k) is not None}
-    if not outputs:
-        problems.append(f"{r.where(('outputs',))}: no output: give at least one of {', '.join(OUTPUT_KINDS)}")
+    if not outputs and not recipe.outputs.eval:
+        problems.append(f"{r.where(('outputs',))}: no output: give at least one of {', '.join(OUTPUT_KINDS)}, eval")
     used = set()
     for kind, out in outputs.items():
         problems += _check_output(r, kind, out, names)
         used |= {c.source for c in out.mix}
+    problems += _check_eval_outputs(r, names, outputs)
+    used |= {e.source for e in recipe.outputs.eval or []}
     for i, src in enumerate(recipe.sources):
         if src.name not in used:
             problems.append(f"{r.where(('sources', i, 'name'))}: source {src.name!r} is not used by any output's mix")
@@ -152,6 +155,52 @@ def check_recipe(r: ResolvedRecipe) -> list[str]:
     near = recipe.dedup.near
     if near is not None and near.num_perm % near.bands:
         problems.append(f"{r.where(('dedup', 'near', 'bands'))}: bands={near.bands} must divide num_perm={near.num_perm}")
+    return problems
+
+
+def _check_eval_outputs(r: ResolvedRecipe, names: dict[str, int], outputs: dict[str, Output]) -> list[str]:
+    """Eval sets name known sources, unique names, and never a source a training output uses."""
+    problems, seen = [], set()
+    trained = {c.source: kind for kind, out in outputs.items() for c in out.mix}
+    for j, ev in enumerate(r.recipe.outputs.eval or []):
+        at = ("outputs", "eval", j)
+        if ev.name in seen:
+            problems.append(f"{r.where((*at, 'name'))}: duplicate eval set name {ev.name!r}")
+        seen.add(ev.name)
+        if ev.source not in names:
+            problems.append(f"{r.where((*at, 'source'))}: unknown source {ev.source!r}; sources are {sorted(names)}")
+        elif ev.source in trained:
+            problems.append(f"{r.where((*at, 'source'))}: source {ev.source!r} is an eval set and also feeds "
+                            f"outputs.{trained[ev.source]}: an eval set is never trained on; give the training "
+                            f"output another source")
+    near = r.recipe.eval_overlap
+    if near.num_perm % near.bands:
+        problems.append(f"{r.where(('eval_overlap', 'bands'))}: bands={near.bands} must divide num_perm={near.num_perm}")
+    return problems
+
+
+def eval_source_indices(recipe: Recipe) -> set[int]:
+    """Positions (in ``recipe.sources``) of the sources that feed an eval set."""
+    names = {e.source for e in recipe.outputs.eval or []}
+    return {i for i, s in enumerate(recipe.sources) if s.name in names}
+
+
+def shared_eval_files(r: ResolvedRecipe) -> list[str]:
+    """Problems: a file read by an eval source and by a training source (the same records would
+    be evaluated and trained on)."""
+    evals = eval_source_indices(r.recipe)
+    trained: dict[Path, int] = {}
+    for i, files in enumerate(r.source_files):
+        if i not in evals:
+            trained.update({Path(f).resolve(): i for f in files})
+    problems = []
+    for i in sorted(evals):
+        for f in r.source_files[i] if i < len(r.source_files) else []:
+            other = trained.get(Path(f).resolve())
+            if other is not None:
+                problems.append(f"{r.where(('sources', i, 'path'))}: file {f} of eval source "
+                                f"{r.recipe.sources[i].name!r} is also read by training source "
+                                f"{r.recipe.sources[other].name!r}: an eval set is never trained on")
     return problems
 
 
@@ -224,7 +273,7 @@ def _find_files(r: ResolvedRecipe) -> list[str]:
         found.append(files)
     n = len(r.recipe.sources)
     r.source_files, r.eval_files = found[:n], found[n:]
-    return problems
+    return problems + shared_eval_files(r)
 
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"

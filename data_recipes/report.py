@@ -81,6 +81,7 @@ class ComponentStats:
     unusable_records: Counter = field(default_factory=Counter)   # record kind -> n
     duplicate_rows: int = 0
     contaminated_rows: int = 0
+    eval_overlap_rows: int = 0                                   # rows removed: they overlap an eval set
     available: int = 0
     requested: int = 0
     written: Counter = field(default_factory=Counter)            # split -> rows
@@ -90,7 +91,8 @@ class ComponentStats:
             "source": self.source, "origin": self.origin, "build": self.build, "weight": self.weight,
             "rows_built": self.rows_built, "records_without_rows": self.records_without_rows,
             "unusable_records": dict(self.unusable_records), "duplicate_rows": self.duplicate_rows,
-            "contaminated_rows": self.contaminated_rows, "available": self.available,
+            "contaminated_rows": self.contaminated_rows, "eval_overlap_rows": self.eval_overlap_rows,
+            "available": self.available,
             "requested": self.requested, "actual": sum(self.written.values()),
             "copies": round(self.requested / self.available, 4) if self.available else None,
             "by_split": dict(self.written),

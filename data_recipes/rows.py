@@ -30,7 +30,7 @@ import pyarrow as pa
 from data_recipes.records import Record
 from data_recipes.transforms import BUILDER_KINDS, BUILDERS
 from data_recipes.transforms.builders import PLANS
-from data_recipes.transforms.decontaminate import EvalNgramIndex
+from data_recipes.transforms.decontaminate import EvalNgramIndex, EvalSetIndex
 from data_recipes.transforms.shingles import CodeBatch, concat_batches, encode_batch
 from data_recipes.writers import ID_COLUMN, MESSAGE_FIELDS, SPLIT_COLUMN, splits_of, spool_schema
 
@@ -67,6 +67,8 @@ class RowBlock:
     record_index: np.ndarray         # (R,) which record of the batch made each row
     row_keys: np.ndarray | None      # (R,) uint64 exact keys, when the output drops duplicate rows
     contaminated: np.ndarray | None  # (R,) True for train rows sharing an n-gram with an eval set
+    eval_case: np.ndarray | None = None   # (R,) int64: the recipe eval case a row overlaps, -1 none (any split)
+    eval_match: np.ndarray | None = None  # (R,) uint8: how (decontaminate.MATCH_KINDS)
 
 
 class PartTable:
@@ -84,6 +86,8 @@ class PartTable:
         self._arrow: list[pa.StructArray] = []
         self._converted = 0
         self._records: dict[int, tuple[list, list[int]]] = {}   # id(record) -> (its turns, their parts)
+        self._eval_case = np.zeros(0, dtype=np.int64)           # per part: eval case it overlaps, -1 none
+        self._eval_match = np.zeros(0, dtype=np.uint8)
 
     def messages(self, messages: list[dict]) -> list[int]:
         """Part numbers of a list of message dicts."""
@@ -135,6 +139,15 @@ class PartTable:
                 self._codes = [concat_batches(self._codes)]
         return self._codes[0] if self._codes else encode_batch([])
 
+    def eval_overlaps(self, index: EvalSetIndex) -> tuple[np.ndarray, np.ndarray]:
+        """Per part, the eval case its text overlaps (-1: none) and how; parts are checked once."""
+        done = len(self._eval_case)
+        if done < len(self.contents):
+            case, match = index.match_codes(encode_batch(self.contents[done:]))
+            self._eval_case = np.concatenate([self._eval_case, case])
+            self._eval_match = np.concatenate([self._eval_match, match])
+        return self._eval_case, self._eval_match
+
     def message_structs(self) -> pa.ChunkedArray:
         """Every part as a {role, content} struct (answer parts have a null role; rows never use them)."""
         if self._converted < len(self.roles):
@@ -164,11 +177,14 @@ def record_keys(records: list[Record], source: str, seed: int, train: float, val
 
 
 def build_rows(job: ComponentJob, records: list[Record], where: dict[str, str], keys: RecordKeys,
-               parts: PartTable, eval_index: EvalNgramIndex | None = None) -> RowBlock:
+               parts: PartTable, eval_index: EvalNgramIndex | None = None,
+               eval_sets: EvalSetIndex | None = None) -> RowBlock:
     """Every row the component's builder makes of ``records`` (``where``: the head of the rows'
     provenance, ``{"file", "sha256"}`` of the records' file, see inputs.py; ``keys``:
-    :func:`record_keys`; ``parts``: the batch's table, shared by its components)."""
-    columns, refs, owners = _collect(job, records, where, keys, parts, eval_index)
+    :func:`record_keys`; ``parts``: the batch's table, shared by its components). ``eval_index``
+    flags train rows sharing an n-gram with ``decontaminate:`` files; ``eval_sets`` marks every
+    row (any split) one of whose texts overlaps a case of the recipe's eval sets."""
+    columns, refs, owners = _collect(job, records, where, keys, parts, eval_index is not None or eval_sets is not None)
     schema = spool_schema(job.kind)
     arrays = []
     for field in schema:
@@ -190,12 +206,29 @@ def build_rows(job: ComponentJob, records: list[Record], where: dict[str, str], 
         if train:
             texts = _row_codes(parts.codes(), [refs["check"][i] for i in train], drop_last=True)
             dirty[train] = eval_index.contaminated_codes(texts)
-    return RowBlock(batch=batch, record_index=np.array(owners, dtype=np.int64), row_keys=row_keys,
-                    contaminated=dirty)
+    block = RowBlock(batch=batch, record_index=np.array(owners, dtype=np.int64), row_keys=row_keys,
+                     contaminated=dirty)
+    if eval_sets is not None:
+        block.eval_case, block.eval_match = _row_overlaps(parts.eval_overlaps(eval_sets), refs["check"])
+    return block
+
+
+def _row_overlaps(part_hits: tuple[np.ndarray, np.ndarray], rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """A row overlaps an eval case when one of its parts does: (R,) case numbers (-1: none) and kinds."""
+    case_of, match_of = part_hits
+    counts = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(counts.sum()))
+    row_of = np.repeat(np.arange(len(rows)), counts)
+    case = np.full(len(rows), -1, dtype=np.int64)
+    match = np.zeros(len(rows), dtype=np.uint8)
+    hit = case_of[flat] >= 0
+    np.maximum.at(case, row_of[hit], case_of[flat][hit])
+    np.maximum.at(match, row_of[hit], match_of[flat][hit])
+    return case, match
 
 
 def _collect(job: ComponentJob, records: list[Record], where: dict[str, str], keys: RecordKeys,
-             parts: PartTable, eval_index: EvalNgramIndex | None) -> tuple[dict[str, list], dict[str, list[list[int]]], list[int]]:
+             parts: PartTable, check: bool) -> tuple[dict[str, list], dict[str, list[list[int]]], list[int]]:
     """Run the builder on every record: column lists, each row's part numbers, the owner records.
 
     ``refs["key"]``: the parts a row's exact key covers (messages and answers, as ``row_text``
@@ -203,7 +236,6 @@ def _collect(job: ComponentJob, records: list[Record], where: dict[str, str], ke
     Rows are gathered as tuples (owner, provenance head, suffix, message parts, turn, field values)
     and turned into columns with one comprehension per column."""
     kind, fields = job.kind, FIELDS[job.kind]
-    check = eval_index is not None
     # rows compared on more than their messages (answers, documents, a prompt's reference)
     answers = (job.dedup_rows or check) and (kind in ("pretrain", "preferences", "ranked")
                                              or check and kind == "prompts")

@@ -10,6 +10,7 @@ With ``synthetic`` set, the synthetic demo corpus is first written to ``out/corp
 recipe variable ``${corpus}`` points there, so the stage works from a fresh clone with no data.
 Without it, ``${corpus}`` (and any other variable) comes from ``variables`` or the recipe's own
 defaults. Outputs: ``sft/ prompts/ preferences/ ranked/ pretrain/`` (those the recipe makes),
+``eval/<set>.parquet`` (the recipe's eval sets),
 ``build_report.json``, ``quarantine.jsonl`` (and ``corpus/`` when generated). Rerunning the stage
 on the same inputs writes the same bytes (no timings or absolute paths in them): its timings
 and the absolute paths of its inputs are in the metrics (``timings``, ``run``) of the manifest.
@@ -119,4 +120,7 @@ def run(cfg: Config, inputs: dict[str, str], out: Path, ctx: StageContext) -> di
     for kind, section in report["outputs"].items():
         for split, n in section["by_split"].items():
             metrics[f"{kind}_{split}"] = n
+    if report.get("eval"):
+        metrics["eval_cases"] = {name: s["cases"] for name, s in report["eval"]["sets"].items()}
+        metrics["eval_overlap_removed"] = sum(report["eval"]["removed_training_rows"].values())
     return metrics

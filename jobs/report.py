@@ -2,7 +2,8 @@
 
 The report gathers each stage's status, directory, wall time and metrics from its manifest, and a
 ``headline`` with the figures a reader looks for first (SFT loss, reward-model accuracy, PPO reward
-and KL, judge win rate). Headline values are copied from stage metrics, never computed here: a
+and KL, the clinical ground-truth rates of the policy and the baseline, the referee's performance
+ratio and per-category table, judge win rate). Headline values are copied from stage metrics, never computed here: a
 metric a stage did not report is absent, not zero.
 
 A run of part of the job (``--until`` / ``--only``) writes ``report.partial.json`` and
@@ -50,6 +51,20 @@ HEADLINE = {
     "transfer_gain_distinct_2_ci95": ("transfer_eval", "gain_distinct_2_ci"),
     "transfer_gain_diagnosis_accuracy": ("transfer_eval", "gain_diagnosis_accuracy"),
     "transfer_gain_diagnosis_accuracy_ci95": ("transfer_eval", "gain_diagnosis_accuracy_ci"),
+    # ground truth on the data stage's eval sets (no LLM; pooled over the sets named below) and
+    # HuatuoGPT's referee on the same cases (alignment/evaluation/, issue 10)
+    "clinical_eval_sets": ("eval", "clinical_eval_sets"),
+    "clinical_diagnosis_accuracy_policy": ("eval", "clinical_diagnosis_accuracy_policy"),
+    "clinical_diagnosis_accuracy_baseline": ("eval", "clinical_diagnosis_accuracy_baseline"),
+    "clinical_department_accuracy_policy": ("eval", "clinical_department_accuracy_policy"),
+    "clinical_department_accuracy_baseline": ("eval", "clinical_department_accuracy_baseline"),
+    "clinical_asks_when_missing_policy": ("eval", "clinical_asks_when_missing_policy"),
+    "clinical_asks_when_missing_baseline": ("eval", "clinical_asks_when_missing_baseline"),
+    "referee_performance_ratio": ("eval", "referee_performance_ratio"),
+    "referee_win_rate": ("eval", "referee_win_rate"),
+    "referee_win_rate_ci95_low": ("eval", "referee_win_rate_ci", 0),
+    "referee_win_rate_ci95_high": ("eval", "referee_win_rate_ci", 1),
+    "referee_by_category": ("eval", "referee_by_category"),
 }
 
 # metrics shown in the terminal table, per stage kind (all metrics are in report.json)
@@ -65,7 +80,8 @@ _TABLE_METRICS = {
     "rsft": ("mean_score_start", "mean_score_end"),
     "dpo": ("train_loss_start", "train_loss_end"),
     "online_rl": ("reward_first", "reward_last", "kl_last"),
-    "eval": ("win_rate", "win_rate_ci", "judged_ok", "rm_heldout_accuracy"),
+    "eval": ("clinical_diagnosis_accuracy_policy", "clinical_diagnosis_accuracy_baseline", "referee_performance_ratio",
+             "win_rate", "win_rate_ci", "judged_ok", "rm_heldout_accuracy"),
     "transfer_eval": ("gain_perplexity", "gain_bleu_4", "gain_diagnosis_accuracy", "prompts"),
     "bias": ("respondents", "asked", "non_answers", "api_errors"),
     "router": ("top1_accuracy", "top3_accuracy", "train_cases", "eval_cases"),
@@ -168,5 +184,7 @@ def _print_table(report: dict, echo) -> None:
     with console.capture() as cap:
         console.print(table)
         if report["headline"]:
-            console.print(escape("headline: " + ", ".join(f"{k}={_fmt(v)}" for k, v in report["headline"].items())))
+            text = ", ".join(f"{k}={_fmt(v)}" for k, v in report["headline"].items()
+                             if not isinstance(v, dict))                          # tables: report.json/.html
+            console.print("headline: " + escape(text))        # "[a, b]" is text, not rich markup
     echo(cap.get().rstrip())

@@ -15,13 +15,16 @@ errors, string metrics) is HTML-escaped.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 
 from jobs.report import _TABLE_METRICS, _fmt
+from medalign.html import CSS as _CSS
+from medalign.html import figure as _figure
+from medalign.html import img as _img
+from medalign.html import mpl_text as _mpl
+from medalign.html import png as _png
 
 # stage kind -> panels (title, tags); a tag is a TensorBoard scalar tag, or for ppo a metrics.jsonl key
 PANELS: dict[str, list[tuple[str, list[str]]]] = {
@@ -38,12 +41,6 @@ PANELS: dict[str, list[tuple[str, list[str]]]] = {
             ("losses", ["policy/loss", "value/loss"])],
 }
 
-_CSS = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;
-vertical-align:top;font-size:14px}th{background:#f2f2f2}.failed{color:#b00}.note{color:#666}
-img{max-width:100%}"""
-
-
 def write_report_html(report: dict, path: Path) -> None:
     """Render ``report`` (the dict written to report.json) as a self-contained HTML page at ``path``."""
     e = html.escape
@@ -57,9 +54,11 @@ def write_report_html(report: dict, path: Path) -> None:
                      "up to date. The report of the whole job, when there is one, is report.html.</p>")
     parts += ["<h2>Stages</h2>", _summary_table(report["stages"])]
     if report["headline"]:
-        rows = "".join(f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>" for k, v in report["headline"].items())
+        rows = "".join(f"<tr><td>{e(k)}</td><td>{e(_fmt(v))}</td></tr>" for k, v in report["headline"].items()
+                       if not isinstance(v, dict))
         parts += ["<h2>Headline</h2>", f"<table><tr><th>figure</th><th>value</th></tr>{rows}</table>"]
     parts += ["<h2>Training curves</h2>", *_curve_sections(report["stages"])]
+    parts += _evaluation_section(report["stages"])
     parts += _win_rate_section(report["stages"])
     parts += _figures_section(report["stages"])
     parts.append("</body></html>\n")
@@ -157,6 +156,30 @@ def _win_rate_section(stages: dict) -> list[str]:
             f"{table}</table>"]
 
 
+def _evaluation_section(stages: dict) -> list[str]:
+    """Each eval stage's referee table per eval set and category (policy vs baseline), and a
+    link to its full evaluation report (clinical tables with intervals, leaderboard)."""
+    e = html.escape
+    parts = []
+    for name, s in stages.items():
+        m = s["metrics"] if s["kind"] == "eval" and s["status"] in ("ran", "reused") else {}
+        if not m.get("referee_by_category"):
+            continue
+        rows = "".join(f"<tr><td>{e(set_name)}</td><td>{e(cat)}</td><td>{t['n']}</td><td>{e(_fmt(t['mean_policy']))}</td>"
+                       f"<td>{e(_fmt(t['mean_baseline']))}</td><td>{e(_fmt(t['performance_ratio']))}</td></tr>"
+                       for set_name, cats in m["referee_by_category"].items() for cat, t in cats.items())
+        link = Path(s["dir"]) / "evaluation" / "report.html"
+        parts += [f"<h2>Evaluation on the eval sets ({e(name)})</h2>",
+                  f"<p>Referee (HuatuoGPT's protocol), policy vs baseline: performance ratio "
+                  f"{e(_fmt(m.get('referee_performance_ratio')))}, win rate {e(_fmt(m.get('referee_win_rate')))} "
+                  f"{e(_fmt(m.get('referee_win_rate_ci')))}. Clinical ground truth over "
+                  f"{e(', '.join(m.get('clinical_eval_sets') or []))}: see the headline. Full report: "
+                  f"<a href=\"{e(link.as_uri() if link.is_absolute() else str(link))}\">{e(str(link))}</a></p>",
+                  "<table><tr><th>eval set</th><th>category</th><th>n</th><th>mean policy</th>"
+                  f"<th>mean baseline</th><th>ratio</th></tr>{rows}</table>"]
+    return parts
+
+
 def _figures_section(stages: dict) -> list[str]:
     """The ``figures`` rows a stage reports (transfer_eval, bias): figure, model, value, 95% interval, n."""
     e = html.escape
@@ -172,26 +195,3 @@ def _figures_section(stages: dict) -> list[str]:
                   "<table><tr><th>figure</th><th>model</th><th>value</th><th>95% interval</th><th>n</th></tr>"
                   f"{body}</table>"]
     return ["<h2>Figures with 95% intervals</h2>", *parts] if parts else []
-
-
-def _figure(n_panels: int, height: float = 3.2):
-    from matplotlib.figure import Figure    # the object API: no pyplot state, no GUI backend
-
-    fig = Figure(figsize=(max(5.0, 4.2 * n_panels), height), layout="constrained")
-    axes = fig.subplots(1, n_panels, squeeze=False)[0]
-    return fig, list(axes)
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return buf.getvalue()
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f"<p><img alt=\"{html.escape(alt)}\" src=\"data:image/png;base64,{base64.b64encode(png).decode('ascii')}\"></p>"
-
-
-def _mpl(text: str) -> str:
-    """Text for matplotlib: a ``$`` would start math mode (and fail on a name like ``a$b``)."""
-    return str(text).replace("$", r"\$")

@@ -52,3 +52,23 @@ def win_rate(outcomes: Sequence[float], n_resamples: int = 2000, confidence: flo
             "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None, "n": n,
             "wins": sum(1 for o in outcomes if o == 1.0), "ties": sum(1 for o in outcomes if o == 0.5),
             "losses": sum(1 for o in outcomes if o == 0.0), "confidence": confidence}
+
+
+def mean_with_ci(values: Sequence[float], n_resamples: int = 2000, confidence: float = 0.95,
+                 seed: int = 0) -> dict:
+    """``{"value", "ci_low", "ci_high", "n"}``: the mean of ``values`` and its percentile bootstrap
+    interval (None for all three when there are no values)."""
+    ci = bootstrap_ci(values, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    return {"value": sum(values) / len(values) if len(values) else None,
+            "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None, "n": len(values)}
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], n_resamples: int = 2000,
+                      confidence: float = 0.95, seed: int = 0) -> dict:
+    """Mean of ``a[i] - b[i]`` over paired items (the same cases scored for two models) with a
+    bootstrap interval that resamples the PAIRS, so what the two have in common (a case both get
+    right, or both wrong) does not widen it: ``{"diff", "ci_low", "ci_high", "n"}``."""
+    if len(a) != len(b):
+        raise ValueError(f"paired values of unequal length: {len(a)} and {len(b)}")
+    out = mean_with_ci([x - y for x, y in zip(a, b)], n_resamples, confidence, seed)
+    return {"diff": out.pop("value"), **out}

@@ -1,8 +1,16 @@
-"""Stage ``eval``: the policy against a baseline on held-out prompts.
+"""Stage ``eval``: the policy against a baseline on the data stage's eval sets and held-out prompts.
 
-Inputs: ``data`` (``prompts/<split>.parquet``), ``policy``, ``baseline``, and optionally
-``reward_model`` and ``pairs`` (skipped, and said so in ``eval.json``, when absent).
+Inputs: ``data`` (``eval/*.parquet`` and ``prompts/<split>.parquet``), ``policy``, ``baseline``,
+and optionally ``reward_model`` and ``pairs`` (skipped, and said so in ``eval.json``, when absent).
 
+0. The evaluation of ``medalign eval`` (alignment/evaluation/run.py) on the data stage's eval
+   sets, with the models ``policy``, ``baseline`` and any ``extra_models``: clinical ground truth
+   (no LLM), HuatuoGPT's referee, the leaderboard; written to ``evaluation/`` (report.json,
+   report.html, generations, referee transcripts). Its figures go into the metrics:
+   ``clinical_<metric>_<model>`` (pooled over the sets with ground truth, named in
+   ``clinical_eval_sets``), ``referee_performance_ratio`` / ``referee_win_rate`` (policy vs
+   baseline, every set) and ``referee_by_category`` (per set: intent or department).
+   A data stage without eval sets skips it and says so.
 1. One response per prompt from each model (same decoding, same seed).
 2. The judge compares them in both orders (``judges.api.judge_pairs``); a pair counts only when
    its status is ``ok``. Outcome per prompt: 1 policy better, 0.5 tie, 0 baseline better. The win
@@ -12,7 +20,7 @@ Inputs: ``data`` (``prompts/<split>.parquet``), ``policy``, ``baseline``, and op
 4. Mean reward-model score of both, and the RM's pairwise accuracy on the held-out split of
    ``pairs`` (the split the reward_model stage held out, read from its ``reward_stats.json``).
 
-Outputs: ``eval.json``, ``generations.parquet``, ``transcripts.jsonl`` (from the judge).
+Outputs: ``eval.json``, ``generations.parquet``, ``transcripts.jsonl`` (from the judge), ``evaluation/``.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from alignment.evaluation.config import EvalModel, RefereeSpec
 from alignment.generation import SamplingSpec
 from alignment.generation_backends import GenerationSpec
 from alignment.models import DType
@@ -32,7 +41,7 @@ from medalign.config import StrictModel
 from medalign.stage import Input, StageContext
 
 NAME = "eval"
-INPUTS = {"data": Input(("data",), "data stage directory (prompts/)", reads=("prompts",)),
+INPUTS = {"data": Input(("data",), "data stage directory (eval/ sets, prompts/)", reads=("prompts",)),
           "policy": Input(("ppo", "rsft", "dpo", "online_rl", "sft"), "checkpoint under evaluation", model=True),
           "baseline": Input(("sft",), "checkpoint it is compared with", model=True),
           "reward_model": Input(("reward_model",), "reward model checkpoint (RM scores and held-out accuracy)",
@@ -56,9 +65,75 @@ class EvalStageConfig(StrictModel):
     reward: RewardScoringSpec = Field(default_factory=RewardScoringSpec)  # scoring with the reward_model input
     dtype: DType = "auto"                                 # generation / scoring dtype
     seed: int | None = None                               # None: the job seed
+    eval_sets: list[str] | None = None                    # the data stage's eval sets to use (None: all)
+    max_cases: int | None = Field(None, ge=1)             # first N cases of each set (None: all)
+    clinical: bool = True                                 # ground-truth clinical metrics (no LLM)
+    referee: RefereeSpec = Field(default_factory=RefereeSpec)  # HuatuoGPT's referee on the eval sets
+    extra_models: list[EvalModel] = Field(default_factory=list)  # more checkpoints in the same evaluation
 
 
 Config = EvalStageConfig
+
+# headline metric -> (model, clinical metric): the six keys of the job report (issue 10)
+CLINICAL_KEYS = {f"clinical_{name}_{model}": (model, metric)
+                 for name, metric in (("diagnosis_accuracy", "diagnosis_accuracy"),
+                                      ("department_accuracy", "department_accuracy"),
+                                      ("asks_when_missing", "asks_when_missing"))
+                 for model in ("policy", "baseline")}
+
+
+def evaluate_eval_sets(cfg: EvalStageConfig, inputs: dict[str, str], out: Path, seed: int, ctx) -> dict:
+    """The evaluation of alignment/evaluation/run.py on the data stage's eval sets, as metrics."""
+    from alignment.evaluation.cases import eval_set_files
+    from alignment.evaluation.config import EvalRunConfig
+    from alignment.evaluation.run import run_evaluation
+
+    if not eval_set_files(inputs["data"]):
+        return {"eval_sets": None, "eval_sets_note": "the data stage wrote no eval sets (recipe outputs.eval)"}
+    extra = {m.name: m.path for m in cfg.extra_models}
+    referee = cfg.referee.model_copy(update={"baseline": "baseline"} if cfg.referee.baseline is None else {})
+    run_cfg = EvalRunConfig(
+        name="eval", models=[{"name": "policy", "path": inputs["policy"]}, {"name": "baseline", "path": inputs["baseline"]},
+                             *({"name": n, "path": p} for n, p in extra.items())],
+        eval_sets={"data": [inputs["data"]], "names": cfg.eval_sets, "max_cases": cfg.max_cases},
+        clinical=cfg.clinical, referee=referee, sampling=cfg.sampling, seed=seed,
+        n_bootstrap=cfg.n_bootstrap, dtype=cfg.dtype)
+    from alignment.evaluation.generations import resolve_checkpoint
+
+    checkpoints = {"policy": inputs["policy"], "baseline": inputs["baseline"],
+                   **{n: resolve_checkpoint(p) for n, p in extra.items()}}
+    report = run_evaluation(run_cfg, out / "evaluation", ctx, checkpoints)
+    return evaluation_metrics(report)
+
+
+def evaluation_metrics(report: dict) -> dict:
+    """The stage's metrics from an evaluation report: clinical rates of the policy and the
+    baseline (pooled over the sets with ground truth), the referee's performance ratio and win
+    rate (policy vs baseline) and its per-category tables."""
+    metrics: dict = {"eval_sets": [s["name"] for s in report["eval_sets"]]}
+    clinical = report["clinical"]
+    if clinical.get("enabled"):
+        metrics["clinical_eval_sets"] = clinical["applies_to"]
+        for key, (model, metric) in CLINICAL_KEYS.items():
+            stat = clinical["models"][model]["all"][metric]
+            if stat["value"] is not None:
+                metrics[key] = stat["value"]
+                metrics[f"{key}_ci"] = [stat["ci_low"], stat["ci_high"]]
+                metrics[f"{key}_n"] = stat["n"]
+    pair = (report["referee"].get("pairs") or {}).get("policy vs baseline")
+    if pair:
+        o = pair["overall"]
+        metrics.update(referee_performance_ratio=o["performance_ratio"], referee_ratio_ci=o["ratio_ci"],
+                       referee_win_rate=o["win_rate"], referee_win_rate_ci=o["win_rate_ci"],
+                       referee_mean_policy=o["mean_a"], referee_mean_baseline=o["mean_b"],
+                       referee_judged=o["n"], referee_excluded=pair["excluded"])
+        metrics["referee_by_category"] = {
+            name: {cat: {"n": t["n"], "mean_policy": t["mean_a"], "mean_baseline": t["mean_b"],
+                         "performance_ratio": t["performance_ratio"]} for cat, t in s["by_category"].items()}
+            for name, s in pair["sets"].items()}
+    if report["leaderboard"].get("enabled"):
+        metrics["leaderboard"] = {r["model"]: r["strength"] for r in report["leaderboard"]["rows"]}
+    return metrics
 
 
 def _generate(ref: str, role: str, prompts: list[dict], cfg: EvalStageConfig, seed: int, ctx) -> list[str]:
@@ -134,8 +209,9 @@ def run(cfg: EvalStageConfig, inputs: dict[str, str], out: Path, ctx: StageConte
         return {}
     out = Path(out)
     quarantine = Quarantine()
-    prompts = load_prompt_split(inputs["data"], cfg.split, quarantine, cfg.max_prompts, NAME)
     seed = ctx.seed if cfg.seed is None else cfg.seed
+    evaluation = evaluate_eval_sets(cfg, inputs, out, seed, ctx)
+    prompts = load_prompt_split(inputs["data"], cfg.split, quarantine, cfg.max_prompts, NAME)
     policy = _generate(inputs["policy"], "policy", prompts, cfg, seed, ctx)
     baseline = _generate(inputs["baseline"], "baseline", prompts, cfg, seed, ctx)
     judged, results = judge_policy_vs_baseline(prompts, policy, baseline, cfg, out, ctx)
@@ -154,7 +230,7 @@ def run(cfg: EvalStageConfig, inputs: dict[str, str], out: Path, ctx: StageConte
                   for p, a, b, r, sp, sb in zip(prompts, policy, baseline, results, scores["policy"],
                                                  scores["baseline"])]).to_parquet(out / "generations.parquet",
                                                                                   index=False)
-    report = {"prompts": len(prompts), "prompts_with_reference": len(with_ref), "judge": judged,
+    report = {"evaluation": evaluation, "prompts": len(prompts), "prompts_with_reference": len(with_ref), "judge": judged,
               "reference_metrics": overlap, "reward_model": reward, "quarantined": len(quarantine),
               "policy": inputs["policy"], "baseline": inputs["baseline"], "judge_name": cfg.judge.name}
     (out / "eval.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=float), encoding="utf-8")
@@ -166,4 +242,5 @@ def run(cfg: EvalStageConfig, inputs: dict[str, str], out: Path, ctx: StageConte
             "mean_reward_policy": reward.get("mean_reward_policy"),
             "mean_reward_baseline": reward.get("mean_reward_baseline"),
             "rouge_l_policy": overlap["policy"]["rouge_l"], "rouge_l_baseline": overlap["baseline"]["rouge_l"],
-            "bleu_4_policy": overlap["policy"]["bleu_4"], "bleu_4_baseline": overlap["baseline"]["bleu_4"]}
+            "bleu_4_policy": overlap["policy"]["bleu_4"], "bleu_4_baseline": overlap["baseline"]["bleu_4"],
+            **evaluation}

@@ -29,6 +29,7 @@ Formats (details in each module's docstring):
 ``safety_prompts``                Safety-Prompts ``{scenario: [{"prompt", "response", "type"}]}``
 ``realmeddial``                   RealMedDial dialogues with department, disease, doctor, symptoms
                                   (written from the paper's description, ``realmeddial.py``)
+``medalign_eval_cases``           eval cases with ground truth (``eval_cases.py``) -> prompt-only
 ================================  =================================================================
 
 "Prompt-only" records (the two evaluation sets) are ``kind`` "qa" with a single user turn and
@@ -42,6 +43,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from data_recipes.readers.chat import read_alpaca, read_openai_messages, read_sharegpt
+from data_recipes.readers.eval_cases import read_medalign_eval_cases
 from data_recipes.readers.cmd import read_cmd_finetune, read_cmd_pretrain, read_cmd_reward, read_ranked_jsonl
 from data_recipes.readers.huatuo import read_huatuo_meddialog_cases, read_huatuo_sft, read_kuake_qic
 from data_recipes.readers.meddialog_json import read_meddialog_json
@@ -67,6 +69,7 @@ FORMATS: dict[str, Reader] = {
     "huatuo_meddialog_cases": read_huatuo_meddialog_cases,
     "safety_prompts": read_safety_prompts,
     "realmeddial": read_realmeddial,
+    "medalign_eval_cases": read_medalign_eval_cases,
 }
 
 LANGUAGE_VALUES = ("zh", "en", "other")

@@ -29,8 +29,10 @@ from data_recipes.synthetic.schema import Condition
 from data_recipes.synthetic.world import CONDITIONS, CONDITIONS_BY_KEY, department_of
 
 STYLES = ("doctor", "distilled", "hybrid", "weak")
-_FEMALE_ONLY = {"gynecology"}
-_MALE_ONLY = {"chronic_prostatitis"}
+_FEMALE_ONLY = {"gynecology", "obstetrics"}          # departments
+_MALE_ONLY = {"chronic_prostatitis"}                 # conditions
+_MALE_DEPARTMENTS = {"andrology"}
+_ADULT_AGES = {"obstetrics": (20, 42)}               # department -> age range (default 18-70)
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,14 @@ def draw_case(
 
 
 def _intro(cond: Condition, lang: str, rng: random.Random) -> tuple[str, str]:
-    female = cond.department in _FEMALE_ONLY or (cond.key not in _MALE_ONLY and rng.random() < 0.5)
+    male_only = cond.key in _MALE_ONLY or cond.department in _MALE_DEPARTMENTS
+    female = cond.department in _FEMALE_ONLY or (not male_only and rng.random() < 0.5)
     if cond.department == "pediatrics":
         age = rng.randint(1, 8)
         if lang == "zh":
             return f"孩子{age}岁，{'女孩' if female else '男孩'}。", ""
         return f"My {'daughter' if female else 'son'} is {age}. ", "She has" if female else "He has"
-    age = rng.randint(18, 70)
+    age = rng.randint(*_ADULT_AGES.get(cond.department, (18, 70)))
     if lang == "zh":
         sex = "女" if female else "男"
         return rng.choice((f"我{age}岁，{sex}。", f"本人{sex}，{age}岁。", "")), ""

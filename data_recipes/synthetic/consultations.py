@@ -64,9 +64,9 @@ DESCRIPTION_FIELDS = {
     "en": ("Condition:", "Description:", "Help wanted:", "Duration:", "Medication:", "Allergies:", "Past history:"),
 }
 UNKNOWN_DURATION = {"zh": "不清楚", "en": "not sure"}
-_MEDICATION = {"zh": ("无", "未用药", "自己吃过一些药，具体记不清"), "en": ("none", "no medicine yet", "some over-the-counter medicine, not sure which")}
-_ALLERGY = {"zh": ("无", "无", "青霉素过敏"), "en": ("none", "none", "penicillin")}
-_HISTORY = {"zh": ("无", "无", "体健"), "en": ("none", "none", "generally healthy")}
+MEDICATION = {"zh": ("无", "未用药", "自己吃过一些药，具体记不清"), "en": ("none", "no medicine yet", "some over-the-counter medicine, not sure which")}
+ALLERGY = {"zh": ("无", "无", "青霉素过敏"), "en": ("none", "none", "penicillin")}
+HISTORY = {"zh": ("无", "无", "体健"), "en": ("none", "none", "generally healthy")}
 _DIAGNOSIS_LABELS = {"zh": ("病情摘要及初步印象：", "总结建议："), "en": ("Summary and initial impression:", "Suggestions:")}
 _NAMES = {"zh": ("张三", "李四", "王芳", "刘洋", "陈静", "赵磊"), "en": ("John Smith", "Mary Jones", "David Brown", "Emma Wilson")}
 
@@ -139,9 +139,9 @@ def _description(case: PatientCase, rng: random.Random) -> list[str]:
         patient_body(case),
         case.question,
         case.onset if case.complete else UNKNOWN_DURATION[lang],
-        rng.choice(_MEDICATION[lang]),
-        rng.choice(_ALLERGY[lang]),
-        rng.choice(_HISTORY[lang]),
+        rng.choice(MEDICATION[lang]),
+        rng.choice(ALLERGY[lang]),
+        rng.choice(HISTORY[lang]),
     )
     lines = []
     for label, value in zip(DESCRIPTION_FIELDS[lang], values):

@@ -22,11 +22,13 @@ from data_recipes.synthetic.answers import (
     patient_body, patient_message,
 )
 from data_recipes.synthetic.consultations import DESCRIPTION_FIELDS, P_INCOMPLETE, UNKNOWN_DURATION
+from data_recipes.synthetic.intents import DIAGNOSIS, INTENTS, draw_intent_case
 from data_recipes.synthetic.phrasing import T, join_phrases, sentence
 from data_recipes.synthetic.world import CONDITIONS, CONDITIONS_BY_KEY, DEPARTMENTS, department_of
 
 QA_TAGS = {"zh": ("问：", "答："), "en": ("Q: ", "A: ")}
 P_DISTILLED_ASKS = 0.10
+P_CONSULTATION_QA = 0.5          # share of real-doctor QA that is a consultation (the rest: other intents)
 RANK_SOURCES = ["doctor", "gpt-4", "gpt-3.5", "weak"]
 
 
@@ -36,12 +38,19 @@ def _huatuo(turns: list[str], lang: str) -> dict:
 
 
 def build_real_qa(n: int, rng: random.Random, lang: str) -> Iterator[dict]:
-    """Real-doctor single-turn QA: a patient's message and a terse doctor answer."""
+    """Real-doctor single-turn QA: half a patient's consultation message and a terse doctor
+    answer, half a question of one of the other nine KUAKE-QIC intents (treatment, department,
+    cause, ...) and a doctor's answer, from the templates the eval sets use (``intents.py``)."""
+    others = [i for i in INTENTS if i.key != DIAGNOSIS]
     for _ in range(n):
         cond = rng.choice(CONDITIONS)
-        case = draw_case(cond, lang, rng, complete=rng.random() >= P_INCOMPLETE)
-        answer = compose_answer(cond, lang, "doctor", rng, ask=not case.complete)
-        yield _huatuo([patient_message(case), answer], lang)
+        if rng.random() < P_CONSULTATION_QA:
+            case = draw_case(cond, lang, rng, complete=rng.random() >= P_INCOMPLETE)
+            answer = compose_answer(cond, lang, "doctor", rng, ask=not case.complete)
+            yield _huatuo([patient_message(case), answer], lang)
+            continue
+        qa = draw_intent_case(rng.choice(others), cond, lang, rng)
+        yield _huatuo([qa.question, qa.answer], lang)
 
 
 _INSTRUCTIONS = {

@@ -7,11 +7,12 @@
 One file per format and language (see ``FILES``): real-doctor consultations (MedDialog raw text),
 real-doctor QA (HuatuoGPT sft jsonl and CMD finetune), distilled instructions and conversations
 (HuatuoGPT sft jsonl), CMD reward tuples, 4-way ranked tuples (our layout, see
-``corpus_records``), CMD pretrain documents, Safety-Prompts, and evaluation prompts
-(KUAKE-QIC-like and Med-dialog-cases-like), and on request (``sizes={"realmeddial": N}``) a
-RealMedDial-shaped file whose dialogues carry department, disease, symptoms and the doctor the
-world assigns. Every file is read back by the reader named in its ``format`` with nothing
-quarantined.
+``corpus_records``), CMD pretrain documents, Safety-Prompts, evaluation prompts
+(KUAKE-QIC-like and Med-dialog-cases-like), the eval sets with ground truth
+(``eval_single_turn``, ``eval_multi_turn``: ``eval_sets.py``, their own random stream), and on
+request (``sizes={"realmeddial": N}``) a RealMedDial-shaped file whose dialogues carry department,
+disease, symptoms and the doctor the world assigns. Every file is read back by the reader named
+in its ``format`` with nothing quarantined.
 
 Seeded and deterministic: each file has its own random stream derived from (seed, language,
 file), so the same arguments give the same bytes, and changing one file's size does not change
@@ -42,6 +43,7 @@ from data_recipes.synthetic.consultations import iter_consultations, iter_meddia
 from data_recipes.synthetic.outbreak import CORPUS_KEY as OUTBREAK_KEY
 from data_recipes.synthetic.outbreak import iter_outbreak_blocks
 from data_recipes.synthetic.realmeddial import build_realmeddial
+from data_recipes.synthetic.eval_sets import build_eval_multi_turn, build_eval_single_turn
 from data_recipes.synthetic.world import CONDITIONS
 
 __all__ = ["FILES", "OPTIONAL_FILES", "write_corpus", "compose_answer", "compose_patient_message", "draw_case", "STYLES",
@@ -59,6 +61,7 @@ class CorpusFile:
     origin: str                  # real_doctor | distilled | preference | pretrain | safety | eval
     builder: Callable | None     # (n, rng, lang) -> records; raw text: (n, seed, lang) -> blocks, None: the world's
     size: Callable[[int], int]   # default record count from n_consultations
+    stream: str = "medalign-synth"   # random stream prefix: eval sets draw from their own
 
     @property
     def layout(self) -> str:
@@ -75,7 +78,10 @@ def _half(n: int) -> int:
 
 FILES: tuple[CorpusFile, ...] = (
     CorpusFile("meddialog_raw", "meddialog_raw_{lang}.txt", "meddialog_raw", "real_doctor", None, _same),
-    CorpusFile("real_qa", "huatuo_real_qa_{lang}.jsonl", "huatuo_sft", "real_doctor", build.build_real_qa, _same),
+    # real-doctor QA: consultations plus the other KUAKE-QIC intents (a quarter more records, so
+    # a mix asking for n rows still has them after dedup and eval-set decontamination)
+    CorpusFile("real_qa", "huatuo_real_qa_{lang}.jsonl", "huatuo_sft", "real_doctor", build.build_real_qa,
+               lambda n: n + n // 4),
     CorpusFile("distilled_instructions", "huatuo_distilled_instructions_{lang}.jsonl", "huatuo_sft", "distilled",
                build.build_distilled_instructions, _same),
     CorpusFile("distilled_conversations", "huatuo_distilled_conversations_{lang}.jsonl", "huatuo_sft", "distilled",
@@ -91,6 +97,10 @@ FILES: tuple[CorpusFile, ...] = (
     CorpusFile("kuake_qic", "kuake_qic_{lang}.json", "kuake_qic", "eval", build.build_kuake_qic, lambda n: 100),
     CorpusFile("meddialog_cases", "meddialog_cases_{lang}.json", "huatuo_meddialog_cases", "eval",
                build.build_meddialog_cases, lambda n: 100),
+    CorpusFile("eval_single_turn", "eval_single_turn_{lang}.jsonl", "medalign_eval_cases", "eval",
+               build_eval_single_turn, lambda n: 100, stream="medalign-eval"),
+    CorpusFile("eval_multi_turn", "eval_multi_turn_{lang}.jsonl", "medalign_eval_cases", "eval",
+               build_eval_multi_turn, lambda n: 100, stream="medalign-eval"),
     # written only when asked for (sizes={"realmeddial": N}): the default corpus stays as it was
     CorpusFile("realmeddial", "realmeddial_{lang}.json", "realmeddial", "real_doctor", build_realmeddial,
                lambda n: 0),
@@ -152,7 +162,7 @@ def _write_file(out: Path, spec: CorpusFile, lang: str, n: int, seed: int) -> di
     if spec.layout == "raw":
         chunks: Iterable[str] = (spec.builder or iter_meddialog_raw_blocks)(n, seed, lang)
     else:
-        rng = random.Random(f"medalign-synth:{seed}:{lang}:{spec.key}")
+        rng = random.Random(f"{spec.stream}:{seed}:{lang}:{spec.key}")
         records = spec.builder(n, rng, lang)
         if spec.layout == "jsonl":
             chunks = (json.dumps(r, ensure_ascii=False) + "\n" for r in records)

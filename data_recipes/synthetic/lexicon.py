@@ -128,8 +128,9 @@ def build_lexicon(conditions: tuple[Condition, ...] = (), departments: dict[str,
     cond_dept: dict[str, str] = {}
     for c in conditions:
         cond_dept[c.key] = c.department
-        for name in c.name.values():
-            cond_names[name.lower()] = c.key
+        for lang in c.name:
+            for name in c.names(lang):
+                cond_names[name.lower()] = c.key
     dept_names: dict[str, str] = {}
     for key, dept in (departments or {}).items():
         for name in dept.name.values():

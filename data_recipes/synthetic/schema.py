@@ -8,7 +8,7 @@ keyed by language: ``{"zh": ..., "en": ...}``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 Lang = str  # "zh" | "en"
 
@@ -30,3 +30,8 @@ class Condition:
     red_flags: dict[Lang, tuple[str, ...]]          # signs that need urgent care
     follow_up_questions: dict[Lang, tuple[str, ...]]  # what a doctor asks when information is missing
     differentials: tuple[str, ...] = ()   # keys of conditions that present alike
+    synonyms: dict[Lang, tuple[str, ...]] = field(default_factory=dict)  # other names ("偏头疼", "hives")
+
+    def names(self, lang: str) -> tuple[str, ...]:
+        """The condition's name and its synonyms in ``lang``."""
+        return (self.name[lang], *self.synonyms.get(lang, ()))

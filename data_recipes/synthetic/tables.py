@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
+from data_recipes.eval_cases import Check
 from data_recipes.synthetic.schema import Condition, Department
 from medalign.config import ConfigError, StrictModel, line_of, load_yaml, validate_mapping
 
@@ -33,6 +34,7 @@ DEPARTMENTS_FILE = "departments.yaml"
 CONDITION_FILES = "conditions_*.yaml"
 COMMON_DEPARTMENTS_FILE = "common_departments.yaml"
 OUTBREAK_FILE = "outbreak.yaml"
+INTENTS_FILE = "intents.yaml"
 KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -42,6 +44,13 @@ class Names(StrictModel):
 
     zh: str = Field(min_length=1, description="Chinese name")
     en: str = Field(min_length=1, description="English name")
+
+
+class Synonyms(StrictModel):
+    """Other names of a condition per language (may be empty)."""
+
+    zh: list[str] = Field(default_factory=list, description="Chinese synonyms")
+    en: list[str] = Field(default_factory=list, description="English synonyms")
 
 
 class Phrases(StrictModel):
@@ -64,6 +73,7 @@ class ConditionEntry(StrictModel):
     key: str = Field(pattern=KEY_PATTERN, description="stable id, e.g. migraine")
     department: str = Field(description="key of the department that treats it")
     name: Names = Field(description="the condition's name")
+    synonyms: Synonyms = Field(default_factory=Synonyms, description="other names of the condition (ground truth accepts them)")
     symptoms: Phrases = Field(description="what a patient reports")
     onset: Phrases = Field(description="onset and duration cues")
     advice: Phrases = Field(description="what a good answer recommends")
@@ -105,6 +115,20 @@ class CommonDepartmentsFile(StrictModel):
     common_departments: list[CommonDepartment] = Field(min_length=1, description="extra department names")
 
 
+class IntentEntry(StrictModel):
+    """One KUAKE-QIC intent: its label, the checks that apply, question and answer templates."""
+
+    key: str = Field(pattern=KEY_PATTERN, description="stable id, e.g. treatment")
+    label: Names = Field(description="the KUAKE-QIC label (zh) and our English label")
+    expects: list[Check] = Field(min_length=1, description="ground-truth checks of a case of this intent")
+    questions: Phrases | None = Field(None, description="templates of the patient's question (none: a consultation message)")
+    answers: Phrases | None = Field(None, description="templates of a good doctor's answer (none: answers.py's styles)")
+
+
+class IntentsFile(StrictModel):
+    intents: list[IntentEntry] = Field(min_length=1, description="the intents, in order")
+
+
 def load_table(path: Path, model: type[StrictModel]) -> Any:
     """Parse and validate one data file; ConfigError naming file, line and field on a problem."""
     try:
@@ -123,7 +147,8 @@ def _condition(e: ConditionEntry) -> Condition:
     return Condition(key=e.key, department=e.department, name={"zh": e.name.zh, "en": e.name.en},
                      symptoms=_phrases(e.symptoms), onset=_phrases(e.onset), advice=_phrases(e.advice),
                      red_flags=_phrases(e.red_flags), follow_up_questions=_phrases(e.follow_up_questions),
-                     differentials=tuple(e.differentials))
+                     differentials=tuple(e.differentials),
+                     synonyms={"zh": tuple(e.synonyms.zh), "en": tuple(e.synonyms.en)})
 
 
 def condition_files(data_dir: Path = DATA_DIR) -> list[Path]:
@@ -151,6 +176,12 @@ def load_outbreak(data_dir: Path = DATA_DIR) -> tuple[Outbreak, tuple[Condition,
 def load_common_departments(data_dir: Path = DATA_DIR) -> list[CommonDepartment]:
     """Department names beyond the world's own (common_departments.yaml), for the lexicon."""
     return load_table(data_dir / COMMON_DEPARTMENTS_FILE, CommonDepartmentsFile).common_departments
+
+
+@lru_cache(maxsize=1)
+def load_intents(data_dir: Path = DATA_DIR) -> tuple[IntentEntry, ...]:
+    """The KUAKE-QIC intents of intents.yaml, in file order."""
+    return tuple(load_table(data_dir / INTENTS_FILE, IntentsFile).intents)
 
 
 @lru_cache(maxsize=1)

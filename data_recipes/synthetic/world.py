@@ -44,8 +44,8 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def condition_names(lang: str) -> dict[str, str]:
-    """Condition name -> condition key, for one language."""
-    return {c.name[lang]: c.key for c in CONDITIONS}
+    """Condition name (and synonym) -> condition key, for one language."""
+    return {name: c.key for c in CONDITIONS for name in c.names(lang)}
 
 
 def department_names(lang: str) -> dict[str, str]:
@@ -102,6 +102,9 @@ def _condition_problems(cond: Condition, known: dict[str, Condition] | None = No
     for lang in LANGUAGES:
         if not cond.name.get(lang, "").strip():
             problems.append(f"{where('name', lang)}: empty {lang} name")
+        for i, synonym in enumerate(cond.synonyms.get(lang, ())):
+            if not synonym.strip() or (lang == "zh") != bool(_CJK.search(synonym)):
+                problems.append(f"{where('synonyms', lang, i)}: {lang} synonym empty or in the wrong language: {synonym!r}")
         for field, low, high in FIELD_SIZES:
             phrases = getattr(cond, field).get(lang, ())
             if not low <= len(phrases) <= high:
@@ -125,7 +128,7 @@ def _name_problems(conditions: tuple[Condition, ...] | None = None,
     conditions = CONDITIONS if conditions is None else conditions
     problems = []
     for lang in LANGUAGES:
-        names = [c.name[lang] for c in conditions] + [d.name[lang] for d in DEPARTMENTS.values()]
+        names = [n for c in conditions for n in c.names(lang)] + [d.name[lang] for d in DEPARTMENTS.values()]
         lowered = [n.lower() for n in names]
         if len(set(lowered)) != len(lowered):
             problems.append(f"{lang} names are not unique")

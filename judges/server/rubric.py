@@ -18,8 +18,11 @@ Four criteria, each in [0, 1], weighted into a sum, gated by a fifth:
   clean response, towards 0 for repeated clauses, broken list numbering, punctuation
   artefacts, dangling sentences and advice for conditions nobody discusses.
 
-``total = 1 + 9 * coherence * weighted sum``: coherence multiplies the rest, so word salad
-stitched from advice-like phrases cannot score well on helpfulness or accuracy.
+``total = 1 + 9 * coherence * (0.25 + 0.75 * accuracy) * weighted sum``: coherence multiplies the
+rest, so word salad stitched from advice-like phrases cannot score well on helpfulness or
+accuracy; and accuracy gates it too (issue 10), so a wrong diagnosis dressed up with advice, red
+flags and the right length cannot beat a coherent answer that commits to the right one
+(tests/judges/test_rubric_accuracy.py: hand-written pairs, zh and en, both orders).
 
 Everything is a pure function of the texts, so the same request always gets the same rating.
 """
@@ -35,6 +38,7 @@ from judges.server.coherence import Coherence, coherence
 from judges.server.topic_consistency import topic_index
 
 WEIGHTS = {"accuracy": 0.45, "doctor": 0.20, "helpfulness": 0.20, "conciseness": 0.15}
+ACCURACY_GATE = 0.25     # the weighted sum is multiplied by ACCURACY_GATE + (1 - ACCURACY_GATE) * accuracy
 # length band (zh: characters; en: words) inside which conciseness is 1
 LENGTH_BAND = {"zh": (40, 150), "en": (15, 90)}
 
@@ -237,6 +241,12 @@ def rate(response: str, reference: str | None, lang: str) -> Rating:
     conc = conciseness(resp.length, lang)
     topic = frozenset(ref.conditions) or probed_conditions(ref.questions, lang)
     coh = coherence(response, lang, resp.conditions, topic, resp.departments)
+    return Rating(acc, doc, helpf, conc, coh, total_score(acc, doc, helpf, conc, coh.score))
+
+
+def total_score(acc: float, doc: float, helpf: float, conc: float, coh: float) -> float:
+    """The 1-10 rating from the criteria: ``1 + 9 * coherence * accuracy gate * weighted sum``."""
     weighted = (WEIGHTS["accuracy"] * acc + WEIGHTS["doctor"] * doc
                 + WEIGHTS["helpfulness"] * helpf + WEIGHTS["conciseness"] * conc)
-    return Rating(acc, doc, helpf, conc, coh, 1.0 + 9.0 * coh.score * weighted)
+    gate = ACCURACY_GATE + (1.0 - ACCURACY_GATE) * acc
+    return 1.0 + 9.0 * coh * gate * weighted

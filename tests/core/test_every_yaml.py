@@ -54,7 +54,8 @@ def _validate_world_table(path: Path) -> None:
     model = {tables.DEPARTMENTS_FILE: tables.DepartmentsFile,
              tables.COMMON_DEPARTMENTS_FILE: tables.CommonDepartmentsFile,
              tables.OUTBREAK_FILE: tables.OutbreakFile,
-             doctors.DOCTORS_FILE: doctors.DoctorsFile}.get(path.name)
+             doctors.DOCTORS_FILE: doctors.DoctorsFile,
+             tables.INTENTS_FILE: tables.IntentsFile}.get(path.name)
     if model is None:
         assert path.match(tables.CONDITION_FILES), f"{path}: not a table tables.py loads"
         model = tables.ConditionsFile
@@ -90,8 +91,10 @@ def _validate_evaluation_file(path: Path) -> None:
     from alignment.evaluation.patient import PatientBackground, PatientTemplate
     from medalign.config import load_config
 
+    from alignment.evaluation.clinical import ClinicalPhrases
+
     schemas = {"patient.yaml": PatientTemplate, "healthbench_grader.yaml": GraderTemplate,
-               "patient_background.yaml": PatientBackground}
+               "patient_background.yaml": PatientBackground, "clinical_phrases.yaml": ClinicalPhrases}
     assert path.name in schemas, f"{path}: not a file alignment/evaluation loads"
     load_config(path, schemas[path.name])
 
@@ -109,6 +112,13 @@ def _validate_answer_cues(path: Path) -> None:
     load_config(path, AnswerCues)
 
 
+def _validate_eval_config(path: Path) -> None:
+    from alignment.evaluation.config import EvalRunConfig
+    from medalign.config import load_config
+
+    load_config(path, EvalRunConfig)
+
+
 VALIDATORS = {
     "jobs": _validate_job,
     "data_recipes/synthetic/data": _validate_world_table,
@@ -122,6 +132,7 @@ VALIDATORS = {
     "alignment/bias/scales": _validate_scale,
     "alignment/bias": _validate_answer_cues,          # alignment/bias/answer_cues.yaml
     "data_recipes/transforms": _validate_pii_places,     # pii_places.yaml
+    "alignment/evaluation/examples": _validate_eval_config,
 }
 NOT_CONFIG = {"environment.yml"}      # conda's file, checked against pyproject below
 

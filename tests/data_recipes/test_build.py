@@ -104,9 +104,9 @@ def test_report_counts_scrubbing_and_provenance(quickstart_build, recipe_corpus)
 
 
 def test_prompts_carry_references_and_departments(quickstart_build):
-    out, _ = quickstart_build
+    out, report = quickstart_build
     prompts = [r for split in rows(out, "prompts").values() for r in split]
-    assert len(prompts) == 200
+    assert len(prompts) == 200 - report["eval"]["removed_training_rows"]["prompts"]   # eval overlaps removed
     assert all(p["messages"][-1]["role"] == "user" for p in prompts)
     assert sum(p["reference"] is not None for p in prompts) >= 0.9 * len(prompts)
     assert all(p["department"] for p in prompts)

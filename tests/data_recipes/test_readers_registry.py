@@ -9,7 +9,7 @@ from data_recipes.readers import FORMATS, read_source, reader_options
 
 NAMES = {"meddialog_raw", "meddialog_json", "huatuo_sft", "cmd_pretrain", "cmd_finetune", "cmd_reward",
          "ranked_jsonl", "sharegpt", "openai_messages", "alpaca", "kuake_qic", "huatuo_meddialog_cases",
-         "safety_prompts", "realmeddial"}
+         "safety_prompts", "realmeddial", "medalign_eval_cases"}
 
 
 def test_registry_is_exactly_the_documented_formats():

@@ -115,7 +115,7 @@ def test_unmeetable_weights_fail_before_outputs_are_written(write_recipe, recipe
     with pytest.raises(ConfigError) as err:
         build(resolved, out)
     (problem,) = [p for p in err.value.problems if "mix.0" in p]
-    assert ":17: outputs.sft.mix.0.fraction: asks for 2500 rows but source 'qa' gives 200" in problem
+    assert ":17: outputs.sft.mix.0.fraction: asks for 2500 rows but source 'qa' gives 247" in problem
     assert "upsample: true" in problem
     assert not list(out.rglob("*.parquet")) and not (out / ".spool").exists()
     # the same mix with upsampling is met exactly

@@ -93,7 +93,8 @@ def test_the_gate_multiplies_the_other_criteria():
     r = rate(salad, reference, "zh")
     assert r.coherence.score < 0.2 and r.helpfulness > 0.3   # advice-like phrases, no sense
     weighted = 0.45 * r.accuracy + 0.2 * r.doctor + 0.2 * r.helpfulness + 0.15 * r.conciseness
-    assert r.total == pytest.approx(1 + 9 * r.coherence.score * weighted)
+    gate = 0.25 + 0.75 * r.accuracy                             # the accuracy gate (issue 10)
+    assert r.total == pytest.approx(1 + 9 * r.coherence.score * gate * weighted)
 
 
 def test_no_fault_in_any_text_the_generator_writes():
