@@ -126,8 +126,9 @@ def load_preference_data(pairs_dir: str | Path, source: str, heldout_fraction: f
     return data
 
 
-def _train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageConfig, out: Path,
-                    ctx: StageContext, seed: int, tracker: Tracker):
+def train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageConfig, out: Path,
+                   ctx: StageContext, seed: int, tracker: Tracker):
+    """Train ``model`` on ``pairs`` with trl's RewardTrainer; return (the trainer, metrics)."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
@@ -159,7 +160,7 @@ def _train_and_save(model, tokenizer, data: dict, cfg: RewardModelStageConfig, i
     if cfg.loss == "pairwise":
         if not data["train_pairs"]:
             raise ValueError(f"reward_model: no training pairs from {inputs['pairs']} (source {source})")
-        trainer, metrics = _train_pairwise(model, tokenizer, data["train_pairs"], cfg, out, ctx, seed, tracker)
+        trainer, metrics = train_pairwise(model, tokenizer, data["train_pairs"], cfg, out, ctx, seed, tracker)
         save_trained_model(trainer, tokenizer, out / "model")
         model = trainer.model
         if is_zero3(trainer) and is_main_process():
