@@ -337,9 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import torch
 
+    from alignment.cpu_memory import keep_freed_memory
+
     torch.set_num_threads(a.threads)
+    keep_freed_memory()   # as the stages do on a CPU; set first, so both sides run with it
     data, model_dir = (a.data, a.model) if a.data and a.model else _prepare(a.workdir)
-    print(f"threads: torch {torch.get_num_threads()} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
+    print(f"threads: torch {torch.get_num_threads()} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}), "
           f"batch {a.batch}, max_length {a.max_length}, {a.warmup} warm-up + {a.steps} timed steps, "
           f"{os.cpu_count()} CPUs", flush=True)
     bench = Bench(a, data, model_dir)

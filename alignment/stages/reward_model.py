@@ -152,11 +152,14 @@ def train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageCon
 def _train_and_save(model, tokenizer, data: dict, cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path,
                     ctx: StageContext, seed: int, tracker: Tracker):
     """Train with the configured loss and save ``out/model``; return (a model to score with, metrics)."""
+    from alignment.cpu_memory import keep_freed_memory
     from alignment.models import load_reward_model
     from alignment.stages.reward_listwise import train_listwise
     from alignment.stages.sft import is_zero3, save_trained_model
 
     source = data["source"]
+    if ctx.device == "cpu":
+        keep_freed_memory()
     if cfg.loss == "pairwise":
         if not data["train_pairs"]:
             raise ValueError(f"reward_model: no training pairs from {inputs['pairs']} (source {source})")

@@ -124,10 +124,13 @@ def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
     """
     from transformers import Trainer
 
+    from alignment.cpu_memory import keep_freed_memory
     from alignment.models import load_causal_lm, load_tokenizer
     from alignment.scope import apply_trainable_scope
     from alignment.stages.lm_data import LMCollator, lm_dataset
 
+    if ctx.device == "cpu":
+        keep_freed_memory()
     tokenizer = load_tokenizer(model_ref, "model")
     model = load_causal_lm(model_ref, "model", dtype="float32").train()
     model.config.use_cache = False   # packed rows need it off (see lm_data); save_trained_model turns it back on
