@@ -127,7 +127,7 @@ def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
     from alignment.cpu_memory import keep_freed_memory
     from alignment.models import load_causal_lm, load_tokenizer
     from alignment.scope import apply_trainable_scope
-    from alignment.stages.lm_data import LMCollator, lm_dataset
+    from alignment.stages.lm_data import LMCollator
 
     if ctx.device == "cpu":
         keep_freed_memory()
@@ -135,36 +135,50 @@ def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
     model = load_causal_lm(model_ref, "model", dtype="float32").train()
     model.config.use_cache = False   # packed rows need it off (see lm_data); save_trained_model turns it back on
     model = apply_trainable_scope(model, cfg.scope)
-    assistant_only = getattr(cfg, "assistant_only_loss", False)   # pretrain: plain text, every token
-    train_set = lm_dataset(tokenizer, train_rows, cfg.max_length, cfg.packing, assistant_only)
-    if len(train_set) == 0:
-        raise ValueError(f"no training example keeps a token to learn within max_length={cfg.max_length} "
-                         "(the first max_length tokens of every conversation are prompt): raise max_length")
-    eval_set = lm_dataset(tokenizer, eval_rows, cfg.max_length, cfg.packing, assistant_only) if eval_rows else None
+    train_set, eval_set = _datasets(tokenizer, train_rows, eval_rows, cfg)
     tracker = tracker or Tracker(TrackingSpec(tensorboard=False), out)
     args = _training_args(cfg, out, ctx, bool(eval_rows), tracker.report_to)
     trainer = tracker.build_trainer(Trainer, tb_subdir, model=model, args=args, processing_class=tokenizer,
                                     data_collator=LMCollator(tokenizer.pad_token_id),
                                     train_dataset=train_set, eval_dataset=eval_set)
     result = trainer.train(resume_from_checkpoint=_last_checkpoint(out / "checkpoints"))
-    first, last = logged_losses(trainer.state.log_history)
-    metrics = {"train_loss_start": first, "train_loss_end": last,
-               "steps": trainer.state.global_step, "train_examples": len(train_rows),
-               "eval_examples": len(eval_rows), "train_runtime_s": result.metrics.get("train_runtime"),
-               "trained_tokens": trainer.state.num_input_tokens_seen}
-    if metrics["trained_tokens"] and metrics["train_runtime_s"]:
-        metrics["tokens_per_s"] = metrics["trained_tokens"] / metrics["train_runtime_s"]
-    if eval_rows:
-        eval_loss = trainer.evaluate()["eval_loss"]
-        metrics.update(eval_loss=eval_loss, perplexity=perplexity(eval_loss),
-                       best_checkpoint=Path(trainer.state.best_model_checkpoint).name
-                       if trainer.state.best_model_checkpoint else None)
+    metrics = _train_metrics(trainer, result, len(train_rows), len(eval_rows))
     save_trained_model(trainer, tokenizer, out / "model")
     quarantine = quarantine or Quarantine()
     if is_main_process():
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         quarantine.write(out)
     return {**metrics, "quarantined": len(quarantine)}
+
+
+def _datasets(tokenizer, train_rows: list[dict], eval_rows: list[dict], cfg):
+    """The training and validation (None without rows) datasets of :mod:`alignment.stages.lm_data`."""
+    from alignment.stages.lm_data import lm_dataset
+
+    assistant_only = getattr(cfg, "assistant_only_loss", False)   # pretrain: plain text, every token
+    train_set = lm_dataset(tokenizer, train_rows, cfg.max_length, cfg.packing, assistant_only)
+    if len(train_set) == 0:
+        raise ValueError(f"no training example keeps a token to learn within max_length={cfg.max_length} "
+                         "(the first max_length tokens of every conversation are prompt): raise max_length")
+    eval_set = lm_dataset(tokenizer, eval_rows, cfg.max_length, cfg.packing, assistant_only) if eval_rows else None
+    return train_set, eval_set
+
+
+def _train_metrics(trainer, result, n_train: int, n_eval: int) -> dict:
+    """Losses, steps, tokens and speed of the run; validation loss of the kept model when evaluated."""
+    first, last = logged_losses(trainer.state.log_history)
+    metrics = {"train_loss_start": first, "train_loss_end": last,
+               "steps": trainer.state.global_step, "train_examples": n_train,
+               "eval_examples": n_eval, "train_runtime_s": result.metrics.get("train_runtime"),
+               "trained_tokens": trainer.state.num_input_tokens_seen}
+    if metrics["trained_tokens"] and metrics["train_runtime_s"]:
+        metrics["tokens_per_s"] = metrics["trained_tokens"] / metrics["train_runtime_s"]
+    if n_eval:
+        eval_loss = trainer.evaluate()["eval_loss"]
+        metrics.update(eval_loss=eval_loss, perplexity=perplexity(eval_loss),
+                       best_checkpoint=Path(trainer.state.best_model_checkpoint).name
+                       if trainer.state.best_model_checkpoint else None)
+    return metrics
 
 
 def _last_checkpoint(ckpt_dir: Path) -> str | None:
