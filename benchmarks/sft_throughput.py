@@ -17,7 +17,10 @@ The bare loop is forward + backward + AdamW step on the batches the stage's data
 so the same torch thread count. Trained tokens are the non-padding tokens of the batches. The
 first ``--warmup`` steps of each side are not timed. Each pair runs ``--repeats`` times,
 interleaved (stage then bare, then bare then stage, ...), and prints the median ratio and its
-spread: on a shared machine the ratios are what to trust, not the absolute figures. Packed pairs
+spread, per wall second and per CPU second of the process (the CPU-time ratio stays steady when
+other work takes the cores): on a shared machine the ratios are what to trust, not the absolute
+figures. With 2 threads on a shared machine OpenMP's spin-waiting makes every figure erratic;
+``OMP_WAIT_POLICY=PASSIVE`` (set before Python starts) steadies them. Packed pairs
 also time the bare loop without the block-diagonal mask (examples attend to each other: the
 cost of the mask). Without ``--data``/``--model`` it writes the quickstart data (600 synthetic
 consultations) and bootstraps the default tiny model into ``--workdir`` first.
@@ -54,8 +57,13 @@ def _prepare(workdir: Path) -> tuple[Path, Path]:
     return data, boot / "model"
 
 
-def _step_timer(warmup: int):
-    """A TrainerCallback timing the steps after ``warmup`` (wall time and trained tokens)."""
+def _step_timer(warmup: int, profile: str | None = None, rows: int = 15):
+    """A TrainerCallback timing the steps after ``warmup`` (wall time and trained tokens).
+
+    ``profile`` (a label): also print torch.profiler's costliest ``rows`` operators over the 3
+    steps after the warm-up.
+    """
+    import torch
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
@@ -63,6 +71,13 @@ def _step_timer(warmup: int):
             if state.global_step == warmup:
                 self.start, self.tokens0 = _clocks(), state.num_input_tokens_seen
             self.end, self.tokens1 = _clocks(), state.num_input_tokens_seen
+            if profile and state.global_step == warmup:
+                self.profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+                self.profiler.__enter__()
+            if profile and state.global_step == warmup + 3:
+                self.profiler.__exit__(None, None, None)
+                print(f"\nprofile of 3 steps: {profile}\n"
+                      + self.profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows), flush=True)
 
         def tokens_per_s(self) -> tuple[float, float]:
             return _rates(self.tokens1 - self.tokens0, self.start, self.end)
@@ -80,14 +95,14 @@ def _rates(tokens: int, start: tuple[float, float], end: tuple[float, float]) ->
     return tokens / (end[0] - start[0]), tokens / (end[1] - start[1])
 
 
-def _timed_tracker(out: Path, warmup: int):
+def _timed_tracker(out: Path, warmup: int, profile: str | None = None):
     """A Tracker (no TensorBoard) whose trainers carry a step timer; it keeps the last trainer."""
     from alignment.tracking import Tracker, TrackingSpec
 
     class TimedTracker(Tracker):
         def build_trainer(self, trainer_cls, subdir=None, **kwargs):
             self.trainer = super().build_trainer(trainer_cls, subdir, **kwargs)
-            self.timer = _step_timer(warmup)
+            self.timer = _step_timer(warmup, profile)
             self.trainer.add_callback(self.timer)
             return self.trainer
 
@@ -192,7 +207,8 @@ class Bench:
                                  eval_split=None, keep="last")
             rows = self.conversations
         out = self.a.workdir / "runs" / pair
-        tracker = _timed_tracker(out, a.warmup)
+        profile = f"the {pair} stage" if a.profile and pair not in self.cache else None
+        tracker = _timed_tracker(out, a.warmup, profile)
         train_sft(str(self.model_dir), rows, [], cfg, out, StageContext(progress=False), tracker=tracker)
         self.cache.setdefault(pair, _batches(tracker.trainer, a.warmup + a.steps, self.tok.pad_token_id))
         return tracker.timer.tokens_per_s()
@@ -251,7 +267,7 @@ def trl_sfttrainer(bench: Bench, packing: bool) -> tuple[float, float]:
                                              DistributedSpec(), 0),
                      max_length=a.max_length, packing=packing, packing_strategy="bfd", assistant_only_loss=True,
                      save_strategy="no")
-    timer = _step_timer(a.warmup)
+    timer = _step_timer(a.warmup, f"trl SFTTrainer {'packed' if packing else 'padded'}" if a.profile else None)
     model = bench.lm_model().train()
     SFTTrainer(model=model, args=args, processing_class=bench.tok, callbacks=[timer],
                train_dataset=Dataset.from_list(bench.conversations)).train()
@@ -318,12 +334,13 @@ def run_sizes(a, data: Path, model_dir: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Figures on a shared machine are noisy: trust the ratios, run twice.")
     p.add_argument("--data", type=Path, help="data stage directory (sft/, preferences/, pretrain/ train splits)")
     p.add_argument("--model", type=Path, help="tiny model checkpoint")
-    p.add_argument("--workdir", type=Path, default=Path("runs/benchmarks/sft_throughput"))
+    p.add_argument("--workdir", type=Path, default=Path("runs/benchmarks/sft_throughput"),
+                   help="where the data, model, stage outputs and results.json go")
     p.add_argument("--steps", type=int, default=30, help="timed optimizer steps per run")
     p.add_argument("--warmup", type=int, default=3, choices=range(1, 100), metavar="N",
                    help="untimed steps before them (>= 1)")
@@ -334,7 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", default=",".join(PAIRS), help=f"comma-separated subset of {','.join(PAIRS)}")
     p.add_argument("--sizes", action="store_true", help="also sft tokens/s at hidden 64/128/256 x 2/4 layers, 1/2 threads")
     p.add_argument("--with-trl", action="store_true", help="also trl's SFTTrainer, padded and packed")
+    p.add_argument("--profile", action="store_true",
+                   help="print torch.profiler's costliest operators of 3 timed steps of the first run of each sft or "
+                   "pretrain stage and trl (those runs then pay the profiler too)")
     a = p.parse_args(argv)
+    unknown = set(a.pairs.split(",")) - set(PAIRS) - {""}
+    if unknown:
+        p.error(f"--pairs: unknown {', '.join(sorted(unknown))}; choose from {', '.join(PAIRS)}")
     import torch
 
     from alignment.cpu_memory import keep_freed_memory
