@@ -66,6 +66,7 @@ def test_sft_stage_learns_and_saves_a_loadable_model(tmp_path, tiny_data_dir, ti
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
     tok = AutoTokenizer.from_pretrained(tmp_path / "model")
     assert tok.chat_template and model.config.vocab_size == len(tok)
+    assert model.config.use_cache            # off while training (packed rows need it), on again for generation
 
 
 @pytest.mark.slow
