@@ -140,8 +140,9 @@ def load_preference_data(pairs_dir: str | Path, source: str, heldout_fraction: f
     return data
 
 
-def _train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageConfig, out: Path,
-                    ctx: StageContext, seed: int, tracker: Tracker):
+def train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageConfig, out: Path,
+                   ctx: StageContext, seed: int, tracker: Tracker):
+    """Train ``model`` on ``pairs`` with trl's RewardTrainer; return (the trainer, metrics)."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
@@ -165,15 +166,18 @@ def _train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageCo
 def _train_and_save(model, tokenizer, data: dict, cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path,
                     ctx: StageContext, seed: int, tracker: Tracker):
     """Train with the configured loss and save ``out/model``; return (a model to score with, metrics)."""
+    from alignment.cpu_memory import keep_freed_memory
     from alignment.models import load_reward_model
     from alignment.stages.reward_listwise import train_listwise
     from alignment.stages.sft import is_zero3, save_trained_model
 
     source = data["source"]
+    if ctx.device == "cpu":
+        keep_freed_memory()
     if cfg.loss == "pairwise":
         if not data["train_pairs"]:
             raise ValueError(f"reward_model: no training pairs from {inputs['pairs']} (source {source})")
-        trainer, metrics = _train_pairwise(model, tokenizer, data["train_pairs"], cfg, out, ctx, seed, tracker)
+        trainer, metrics = train_pairwise(model, tokenizer, data["train_pairs"], cfg, out, ctx, seed, tracker)
         save_trained_model(trainer, tokenizer, out / "model")
         model = trainer.model
         if is_zero3(trainer) and is_main_process():

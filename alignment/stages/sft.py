@@ -1,13 +1,25 @@
-"""Stage ``sft``: supervised fine-tuning on conversations (trl SFTTrainer), assistant-only loss.
+"""Stage ``sft``: supervised fine-tuning on conversations, assistant-only loss.
 
 Inputs: ``data`` (reads ``sft/<train_split>.parquet`` and ``sft/<eval_split>.parquet``) and
 ``model`` (checkpoint). Output: ``out/model`` (the best checkpoint by validation loss, or the
 last), ``out/quarantine.jsonl`` for refused rows. A killed run resumes from ``out/checkpoints``.
 
-Loss normalisation (what trl does, and what our invariance test checks): the loss of an optimizer
+The loop is transformers' ``Trainer`` as it comes (checkpoints with exact resume, validation and
+best-checkpoint keeping, gradient accumulation, DDP / DeepSpeed, TensorBoard / W&B) fed by
+:mod:`alignment.stages.lm_data` (tokenisation, assistant masks, packing, batches) and the model's
+own cross-entropy. It was trl's ``SFTTrainer``, which on a CPU ran at 0.1-0.3 of a bare
+forward-backward loop on the same batches (profile in ``benchmarks/sft_throughput.py``): it
+computes every loss through a chunked "fused" LM head that, without Triton, scores every position
+in float32 tiles with entropy and top-1 accuracy metrics over the whole vocabulary (about 3/4 of
+a step of the tiny model, whose LM head is most of its weights), with no setting to turn it off;
+and its packing put a whole batch in one row, so the attention mask grew with the square of the
+batch. The data preparation and the losses are the same (tests check it against trl).
+
+Loss normalisation (what trl did, and what our invariance test checks): the loss of an optimizer
 step is sum(token NLL over assistant tokens) / (number of assistant tokens in ALL the micro-batches
-of that step, across processes). So one batch of 8 and 8 accumulated batches of 1 give the same
-gradient; a mean of per-micro-batch means would not.
+of that step, across processes). transformers' Trainer counts them (``num_items_in_batch``, over
+the shifted labels) and the model divides its summed loss by it. So one batch of 8 and 8
+accumulated batches of 1 give the same gradient; a mean of per-micro-batch means would not.
 """
 
 from __future__ import annotations
@@ -79,25 +91,21 @@ def run(cfg: SFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContex
         return train_sft(inputs["model"], train_rows, eval_rows, cfg, out, ctx, quarantine, tracker)
 
 
-def _sft_args(cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Path, ctx: StageContext, has_eval: bool,
-              report_to: list[str], dist: DistributedSpec | None = None):
-    from trl import SFTConfig
+def _training_args(cfg: SFTStageConfig | PretrainStageConfig | RSFTTrainSpec, out: Path, ctx: StageContext,
+                   has_eval: bool, report_to: list[str], dist: DistributedSpec | None = None):
+    from transformers import TrainingArguments
 
     every = getattr(cfg, "eval_every_steps", None)
     strategy = "no" if not has_eval else ("steps" if every else "epoch")
     best = has_eval and getattr(cfg, "keep", "last") == "best"
     dist = dist or getattr(cfg, "distributed", None) or DistributedSpec()
-    return SFTConfig(
+    return TrainingArguments(
         **common_trainer_kwargs(cfg.optim, out, ctx, dist, ctx.seed if cfg.seed is None else cfg.seed, report_to),
-        max_length=cfg.max_length, packing=cfg.packing,
-        assistant_only_loss=getattr(cfg, "assistant_only_loss", False),  # pretrain: plain text, every token
         eval_strategy=strategy, eval_steps=every,
         save_strategy=strategy if has_eval else "epoch", save_steps=every,
         load_best_model_at_end=best, metric_for_best_model="eval_loss" if best else None,
         greater_is_better=False if best else None, save_total_limit=1,
-        # packing on CPU has no FlashAttention: trl's BFD packing passes position_ids whose resets
-        # transformers turns into a block-diagonal mask, so packed examples do not see each other
-        packing_strategy="bfd", dataset_num_proc=None,
+        remove_unused_columns=False,   # packed rows keep their seq_lengths for the collator
     )
 
 
@@ -117,39 +125,64 @@ def train_sft(model_ref: str, train_rows: list[dict], eval_rows: list[dict],
     TensorBoard folder when given (rsft: one folder per iteration). ``distributed`` (None: the
     config's own, if any) sets DeepSpeed for a config without that field (rsft's ``train``).
     """
-    from datasets import Dataset
-    from trl import SFTTrainer
+    from transformers import Trainer
 
+    from alignment.cpu_memory import keep_freed_memory
     from alignment.models import load_causal_lm, load_tokenizer
     from alignment.scope import apply_trainable_scope
+    from alignment.stages.lm_data import LMCollator
 
+    if ctx.device == "cpu":
+        keep_freed_memory()
     tokenizer = load_tokenizer(model_ref, "model")
-    model = apply_trainable_scope(load_causal_lm(model_ref, "model", dtype="float32").train(), cfg.scope)
+    model = load_causal_lm(model_ref, "model", dtype="float32").train()
+    model.config.use_cache = False   # packed rows need it off (see lm_data); save_trained_model turns it back on
+    model = apply_trainable_scope(model, cfg.scope)
+    train_set, eval_set = _datasets(tokenizer, train_rows, eval_rows, cfg)
     tracker = tracker or Tracker(TrackingSpec(tensorboard=False), out)
-    args = _sft_args(cfg, out, ctx, bool(eval_rows), tracker.report_to, distributed)
-    trainer = tracker.build_trainer(SFTTrainer, tb_subdir, model=model, args=args, processing_class=tokenizer,
-                                    train_dataset=Dataset.from_list(train_rows),
-                                    eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+    args = _training_args(cfg, out, ctx, bool(eval_rows), tracker.report_to, distributed)
+    trainer = tracker.build_trainer(Trainer, tb_subdir, model=model, args=args, processing_class=tokenizer,
+                                    data_collator=LMCollator(tokenizer.pad_token_id),
+                                    train_dataset=train_set, eval_dataset=eval_set,
                                     callbacks=[checkpoint_notice()])   # a Ray Train group hears of each save
     result = trainer.train(resume_from_checkpoint=_last_checkpoint(out / "checkpoints"))
-    first, last = logged_losses(trainer.state.log_history)
-    metrics = {"train_loss_start": first, "train_loss_end": last,
-               "steps": trainer.state.global_step, "train_examples": len(train_rows),
-               "eval_examples": len(eval_rows), "train_runtime_s": result.metrics.get("train_runtime"),
-               "trained_tokens": trainer.state.num_input_tokens_seen}
-    if metrics["trained_tokens"] and metrics["train_runtime_s"]:
-        metrics["tokens_per_s"] = metrics["trained_tokens"] / metrics["train_runtime_s"]
-    if eval_rows:
-        eval_loss = trainer.evaluate()["eval_loss"]
-        metrics.update(eval_loss=eval_loss, perplexity=perplexity(eval_loss),
-                       best_checkpoint=Path(trainer.state.best_model_checkpoint).name
-                       if trainer.state.best_model_checkpoint else None)
+    metrics = _train_metrics(trainer, result, len(train_rows), len(eval_rows))
     save_trained_model(trainer, tokenizer, out / "model")
     quarantine = quarantine or Quarantine()
     if is_main_process():
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         quarantine.write(out)
     return {**metrics, "quarantined": len(quarantine)}
+
+
+def _datasets(tokenizer, train_rows: list[dict], eval_rows: list[dict], cfg):
+    """The training and validation (None without rows) datasets of :mod:`alignment.stages.lm_data`."""
+    from alignment.stages.lm_data import lm_dataset
+
+    assistant_only = getattr(cfg, "assistant_only_loss", False)   # pretrain: plain text, every token
+    train_set = lm_dataset(tokenizer, train_rows, cfg.max_length, cfg.packing, assistant_only)
+    if len(train_set) == 0:
+        raise ValueError(f"no training example keeps a token to learn within max_length={cfg.max_length} "
+                         "(the first max_length tokens of every conversation are prompt): raise max_length")
+    eval_set = lm_dataset(tokenizer, eval_rows, cfg.max_length, cfg.packing, assistant_only) if eval_rows else None
+    return train_set, eval_set
+
+
+def _train_metrics(trainer, result, n_train: int, n_eval: int) -> dict:
+    """Losses, steps, tokens and speed of the run; validation loss of the kept model when evaluated."""
+    first, last = logged_losses(trainer.state.log_history)
+    metrics = {"train_loss_start": first, "train_loss_end": last,
+               "steps": trainer.state.global_step, "train_examples": n_train,
+               "eval_examples": n_eval, "train_runtime_s": result.metrics.get("train_runtime"),
+               "trained_tokens": trainer.state.num_input_tokens_seen}
+    if metrics["trained_tokens"] and metrics["train_runtime_s"]:
+        metrics["tokens_per_s"] = metrics["trained_tokens"] / metrics["train_runtime_s"]
+    if n_eval:
+        eval_loss = trainer.evaluate()["eval_loss"]
+        metrics.update(eval_loss=eval_loss, perplexity=perplexity(eval_loss),
+                       best_checkpoint=Path(trainer.state.best_model_checkpoint).name
+                       if trainer.state.best_model_checkpoint else None)
+    return metrics
 
 
 def _last_checkpoint(ckpt_dir: Path) -> str | None:
@@ -172,7 +205,7 @@ def save_trained_model(trainer, tokenizer, model_dir: Path) -> None:
     from peft import PeftModel
 
     model = trainer.model
-    # trl switches the KV cache off for training; a saved model should generate with it
+    # training switches the KV cache off (train_sft, trl); a saved model should generate with it
     (model.get_base_model() if isinstance(model, PeftModel) else model).config.use_cache = True
     if isinstance(model, PeftModel):
         if is_zero3(trainer):

@@ -1,7 +1,10 @@
-"""The optimiser/schedule block every trl-based stage shares, and reading its logged losses.
+"""The optimiser/schedule block every Trainer-based stage shares, and reading its logged losses.
 
     cfg.optim = OptimSpec(learning_rate=2e-5, epochs=3)          # in a stage Config
-    args = SFTConfig(**common_trainer_kwargs(cfg.optim, out, ctx, cfg.distributed), ...)
+    args = RewardConfig(**common_trainer_kwargs(cfg.optim, out, ctx, cfg.distributed, seed), ...)
+
+The sft, pretrain and rsft stages pass them to transformers' ``TrainingArguments``, the trl
+stages (reward_model, dpo, online_rl) to their trl config.
 
 CPU runs need ``bf16=False`` and ``gradient_checkpointing=False`` (trl defaults to both on);
 they are set here from the device, so no stage forgets them.

@@ -1,4 +1,4 @@
-"""SFT stage: gradient-accumulation invariance, learning, LoRA, quarantine."""
+"""SFT stage: gradient-accumulation invariance, learning, LoRA, quarantine, the same losses as trl."""
 
 from __future__ import annotations
 
@@ -66,6 +66,7 @@ def test_sft_stage_learns_and_saves_a_loadable_model(tmp_path, tiny_data_dir, ti
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
     tok = AutoTokenizer.from_pretrained(tmp_path / "model")
     assert tok.chat_template and model.config.vocab_size == len(tok)
+    assert model.config.use_cache            # off while training (packed rows need it), on again for generation
 
 
 @pytest.mark.slow
@@ -108,22 +109,91 @@ def test_missing_split_names_the_file(tmp_path, tiny_model_dir):
                 StageContext(progress=False))
 
 
-def test_packed_rows_do_not_attend_across_documents(tiny_model_dir):
-    """trl's BFD packing passes position_ids that restart per document and no attention mask;
-    transformers must turn that into a block-diagonal mask on CPU (sdpa), or packed examples
-    would read each other. It does so only without a KV cache, and trl's compute_loss sets
-    ``use_cache=False``: so do we."""
+@pytest.mark.slow
+@pytest.mark.parametrize("packing", [False, True], ids=["padded", "packed"])
+def test_sft_matches_trl_sft_trainer(tmp_path, tiny_model_dir, tiny_chat_dataset, packing):
+    """Until issue 11 the stage ran trl's SFTTrainer; now transformers' Trainer on our own batches
+    (alignment.stages.lm_data). One SGD step on the same 8 conversations, all in one batch (so
+    the order does not matter; packed: every row of the step) must log the same loss and land on
+    the same weights as SFTTrainer with the settings the stage used."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
-    gen = torch.Generator().manual_seed(0)
-    a, b = torch.randint(10, 900, (1, 12), generator=gen), torch.randint(10, 900, (1, 9), generator=gen)
-    packed_ids = torch.cat([a, b], dim=1)
-    positions = torch.cat([torch.arange(12), torch.arange(9)]).unsqueeze(0)
-    with torch.no_grad():
-        packed = model(input_ids=packed_ids, position_ids=positions, use_cache=False).logits[0, 12:]
-        alone = model(input_ids=b, use_cache=False).logits[0]
-        unpacked = model(input_ids=packed_ids, use_cache=False).logits[0, 12:]
-    torch.testing.assert_close(packed, alone, atol=1e-4, rtol=1e-4)
-    assert not torch.allclose(unpacked, alone, atol=1e-4)     # the test can tell the difference
+    from alignment.distributed import DistributedSpec
+    from alignment.models import load_causal_lm, load_tokenizer
+    from alignment.stages.sft import SFTStageConfig, train_sft
+    from alignment.stages.training_args import common_trainer_kwargs
+
+    rows = [{"messages": r["messages"]} for r in tiny_chat_dataset[:8]]
+    cfg = SFTStageConfig(optim={"optimizer": "sgd", "learning_rate": 1.0, "max_steps": 1, "per_device_batch_size": 8,
+                                "warmup_ratio": 0.0, "lr_scheduler": "constant", "max_grad_norm": 0.0,
+                                "logging_steps": 1}, max_length=96, packing=packing, eval_split=None, keep="last")
+    ctx = StageContext(progress=False)
+    ours = train_sft(str(tiny_model_dir), rows, [], cfg, tmp_path / "ours", ctx)
+    args = SFTConfig(**common_trainer_kwargs(cfg.optim, tmp_path / "trl", ctx, DistributedSpec(), ctx.seed),
+                     max_length=cfg.max_length, packing=packing, packing_strategy="bfd", assistant_only_loss=True,
+                     save_strategy="no")
+    trl = SFTTrainer(model=load_causal_lm(str(tiny_model_dir), dtype="float32").train(), args=args,
+                     processing_class=load_tokenizer(str(tiny_model_dir)), train_dataset=Dataset.from_list(rows))
+    trl.train()
+    assert ours["train_loss_start"] == pytest.approx(trl.state.log_history[0]["loss"], rel=1e-5)
+    assert ours["trained_tokens"] == trl.state.num_input_tokens_seen
+    trained = _weights(tmp_path / "ours" / "model")
+    reference = trl.model.state_dict()
+    for k in trained:
+        torch.testing.assert_close(trained[k], reference[k], rtol=1e-4, atol=1e-6)
+    before = _weights(tiny_model_dir)
+    assert max((trained[k] - before[k]).abs().max().item() for k in trained) > 1e-3
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_checkpoint_exactly(tmp_path, tiny_model_dir, tiny_chat_dataset):
+    """A run that dies right after its step-2 checkpoint, run again in the same directory, resumes
+    there (optimizer, schedule, data order) and ends on the weights of a run never interrupted."""
+    import torch
+    from transformers import TrainerCallback
+
+    from alignment.stages.sft import SFTStageConfig, train_sft
+    from alignment.tracking import Tracker, TrackingSpec
+
+    class DieAfterFirstSave(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            raise _Killed(f"killed after saving step {state.global_step}")
+
+    class StepsRun(TrainerCallback):
+        def __init__(self):
+            self.steps: list[int] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.steps.append(state.global_step)
+
+    class WatchingTracker(Tracker):
+        def build_trainer(self, trainer_cls, subdir=None, **kwargs):
+            trainer = super().build_trainer(trainer_cls, subdir, **kwargs)
+            trainer.add_callback(self.callback)
+            return trainer
+
+    rows = [{"messages": r["messages"]} for r in tiny_chat_dataset[:24]]
+    cfg = SFTStageConfig(optim={"learning_rate": 3e-3, "max_steps": 4, "per_device_batch_size": 4, "logging_steps": 1},
+                         max_length=96, packing=True, eval_every_steps=2, keep="last")
+    ctx = StageContext(progress=False)
+    straight = train_sft(str(tiny_model_dir), rows, rows[:4], cfg, tmp_path / "straight", ctx)
+    tracker = WatchingTracker(TrackingSpec(tensorboard=False), tmp_path / "resumed")
+    tracker.callback = DieAfterFirstSave()
+    with pytest.raises(_Killed, match="step 2"):
+        train_sft(str(tiny_model_dir), rows, rows[:4], cfg, tmp_path / "resumed", ctx, tracker=tracker)
+    assert (tmp_path / "resumed" / "checkpoints" / "checkpoint-2").is_dir()
+    tracker.callback = StepsRun()
+    resumed = train_sft(str(tiny_model_dir), rows, rows[:4], cfg, tmp_path / "resumed", ctx, tracker=tracker)
+    assert tracker.callback.steps == [3, 4]                    # it went on from the checkpoint
+    assert resumed["steps"] == straight["steps"] == 4
+    assert resumed["train_loss_end"] == pytest.approx(straight["train_loss_end"], rel=1e-6)
+    assert resumed["eval_loss"] == pytest.approx(straight["eval_loss"], rel=1e-6)
+    a, b = _weights(tmp_path / "straight" / "model"), _weights(tmp_path / "resumed" / "model")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
