@@ -60,9 +60,13 @@ def case_truth(case: IntentCase) -> dict:
             "expects": case.expects}
 
 
-def case_card(case: IntentCase) -> dict:
-    """What a simulated patient may tell (it answers only from this card): a CaseCard as a dict."""
-    return case_card_for(case.patient, opening=case.question).model_dump(mode="json")
+def case_card(case: IntentCase, rng: random.Random) -> dict:
+    """What a simulated patient may tell (it answers only from this card): a CaseCard as a dict.
+    Its background (medicines, allergies, history, "don't know") is seeded by three draws of 0-2
+    from the set's stream: the draws the set has always made for a card, so the cases after this
+    one stay what they were (and so does every training row decontaminated against them)."""
+    seed = sum(rng.randrange(3) * 3 ** k for k in range(3))
+    return case_card_for(case.patient, seed=seed, opening=case.question).model_dump(mode="json")
 
 
 def _row(case_id: str, case: IntentCase, category: str, card: dict | None) -> dict:
@@ -93,7 +97,7 @@ def build_eval_multi_turn(n: int, rng: random.Random, lang: str) -> list[dict]:
         cond = rng.choice(by_department[i % len(by_department)])
         case = draw_intent_case(INTENTS_BY_KEY[DIAGNOSIS], cond, lang, rng,
                                 complete=rng.random() >= P_INCOMPLETE, reference=True)
-        rows.append(_row(f"multi-{lang}-{i:03d}", case, department_of(cond, lang), case_card(case)))
+        rows.append(_row(f"multi-{lang}-{i:03d}", case, department_of(cond, lang), case_card(case, rng)))
     return rows
 
 
