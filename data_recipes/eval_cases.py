@@ -11,7 +11,7 @@ An eval set is one Parquet file, ``<data dir>/eval/<set name>.parquet``, one row
 ``category``       str or null: the intent (single-turn sets) or the department (multi-turn sets)
 ``reference``      str or null: a good doctor's answer, for reference-based judges
 ``truth``          JSON string or null: :class:`Truth` (ground truth; null for real sets without it)
-``case_card``      JSON string or null: the facts a simulated patient may tell (multi-turn sets)
+``case_card``      JSON string or null: :class:`~data_recipes.synthetic.case_cards.CaseCard` (multi-turn sets)
 ``rubric``         JSON string or null: HealthBench criteria ``[{criterion, points, tags}]``
 ``provenance``     JSON string: file, sha256, recipe, line, record id (as the training outputs)
 =================  ==========================================================================
@@ -30,6 +30,7 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import Field, model_validator
 
+from data_recipes.synthetic.case_cards import CaseCard
 from medalign.config import StrictModel
 
 EVAL_DIR = "eval"                      # <data dir>/eval/<set name>.parquet
@@ -83,7 +84,7 @@ class EvalCase(StrictModel):
     category: str | None = None
     reference: str | None = None
     truth: Truth | None = None
-    case_card: dict | None = None
+    case_card: CaseCard | None = None
     rubric: list[RubricCriterion] | None = None
 
     @model_validator(mode="after")
@@ -105,4 +106,4 @@ def json_or_none(value) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-__all__ = ["EVAL_DIR", "CHECKS", "Truth", "RubricCriterion", "EvalCase", "EVAL_SCHEMA", "json_or_none"]
+__all__ = ["EVAL_DIR", "CHECKS", "Truth", "RubricCriterion", "CaseCard", "EvalCase", "EVAL_SCHEMA", "json_or_none"]

@@ -3,7 +3,8 @@
 The report gathers each stage's status, directory, wall time and metrics from its manifest, and a
 ``headline`` with the figures a reader looks for first (SFT loss, reward-model accuracy, PPO reward
 and KL, the clinical ground-truth rates of the policy and the baseline, the referee's performance
-ratio and per-category table, judge win rate). Headline values are copied from stage metrics, never computed here: a
+ratio and per-category table, the multi-turn and rubric figures when the eval stage has them, judge
+win rate). Headline values are copied from stage metrics, never computed here: a
 metric a stage did not report is absent, not zero.
 
 A run of part of the job (``--until`` / ``--only``) writes ``report.partial.json`` and
@@ -65,6 +66,15 @@ HEADLINE = {
     "referee_win_rate_ci95_low": ("eval", "referee_win_rate_ci", 0),
     "referee_win_rate_ci95_high": ("eval", "referee_win_rate_ci", 1),
     "referee_by_category": ("eval", "referee_by_category"),
+    # conversations with the simulated patient (ground truth, no LLM) and HealthBench-format rubric
+    # scores, when the eval stage switches them on (multi_turn.enabled, rubric.enabled)
+    "multiturn_diagnosis_accuracy_policy": ("eval", "multiturn_diagnosis_accuracy_policy"),
+    "multiturn_diagnosis_accuracy_baseline": ("eval", "multiturn_diagnosis_accuracy_baseline"),
+    "multiturn_asked_when_missing_policy": ("eval", "multiturn_asked_when_missing_policy"),
+    "multiturn_asked_when_missing_baseline": ("eval", "multiturn_asked_when_missing_baseline"),
+    "multiturn_referee_performance_ratio": ("eval", "multiturn_referee_performance_ratio"),
+    "rubric_score_policy": ("eval", "rubric_score_policy"),
+    "rubric_score_baseline": ("eval", "rubric_score_baseline"),
 }
 
 # metrics shown in the terminal table, per stage kind (all metrics are in report.json)

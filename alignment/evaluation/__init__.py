@@ -9,8 +9,16 @@ referees through ``judges/`` (transcripts, cache, statuses).
     config.py       the ``medalign eval`` config
     run.py          many models on many eval sets in one run
     report.py       report.json and report.html
-    patient.py      multi-turn conversations with a simulated patient (conversation_scores.py scores them)
-    healthbench.py  rubric grading in HealthBench's format (demo_rubric.py: the demo world's rubrics)
+    patient.py      conversations with a simulated patient (conversation_scores.py scores them by ground truth)
+    multi_turn.py   the multi-turn section: every model's conversations, scores, paired differences, referee
+    healthbench.py  rubric grading in HealthBench's format (healthbench_grader.py: the grader's prompt and reply rule)
+    rubric_grades.py the rubric section: every model's answers graded, by axis and theme, paired differences
+    judge_calls.py  patient and grader calls through the judges engine (transcripts, cache, budget)
+
+The rules the metrics apply (asks a question, hedges, which condition a reply commits to, right
+condition / department) are the project's one implementation in
+``data_recipes/synthetic/clinical_rules.py``; case cards and the demo rubrics are written with the
+eval sets (``data_recipes/synthetic/case_cards.py``, ``rubrics.py``).
 
 ``medalign eval CONFIG`` (``alignment/evaluation/cli.py``) and the ``eval`` stage
 (``alignment/stages/eval.py``) are thin wrappers over :func:`alignment.evaluation.run.run_evaluation`.

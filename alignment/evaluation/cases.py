@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from data_recipes.eval_cases import EVAL_DIR, EVAL_SCHEMA, RubricCriterion, Truth
+from data_recipes.eval_cases import EVAL_DIR, EVAL_SCHEMA, CaseCard, RubricCriterion, Truth
 from medalign.config import ConfigError
 
 
@@ -31,7 +31,7 @@ class Case:
     category: str | None                  # intent (single-turn sets) or department (multi-turn)
     reference: str | None                 # a good doctor's answer, for reference-based judges
     truth: Truth | None                   # ground truth; None: the clinical checks do not apply
-    case_card: dict | None                # what a simulated patient may tell
+    case_card: CaseCard | None            # what a simulated patient may tell (multi-turn sets)
     rubric: list[RubricCriterion] | None  # HealthBench criteria
 
     @property
@@ -80,27 +80,41 @@ def read_eval_set(path: str | Path, max_cases: int | None = None) -> EvalSet:
 
 
 def _case(path: Path, i: int, row: dict) -> Case:
-    where = f"{path}: row {i} (case {row.get('case_id')!r})"
+    return case_from_row(row, f"{path}: row {i} (case {row.get('case_id')!r})", path.stem)
+
+
+def case_from_row(row: dict, where: str = "eval case", default_set: str = "cases") -> Case:
+    """A :class:`Case` from one eval-set row (JSON columns as strings or parsed values);
+    ConfigError ``<where>: <field>: <problem>`` on a bad row."""
     messages = row.get("messages") or []
     if not messages or messages[-1].get("role") != "user":
         raise ConfigError([f"{where}: messages: must end with a user turn"])
-    column = "truth"
+    parsed, column = {}, "truth"
     try:
-        truth = Truth.model_validate(json.loads(row["truth"])) if row.get("truth") else None
-        column = "rubric"
-        rubric = [RubricCriterion.model_validate(c) for c in json.loads(row["rubric"])] if row.get("rubric") else None
-        column = "case_card"
-        card = json.loads(row["case_card"]) if row.get("case_card") else None
+        for column, model in (("truth", Truth), ("rubric", RubricCriterion), ("case_card", CaseCard)):
+            value = row.get(column)
+            value = json.loads(value) if isinstance(value, str) else value
+            if value is None:
+                parsed[column] = None
+            elif column == "case_card" and isinstance(value, dict) and "opening_message" in value:
+                raise ConfigError([f"{where}: case_card: the placeholder schema of an older medalign "
+                                   "(opening_message): rebuild the eval sets (medalign run JOB --force data)"])
+            elif column == "rubric":
+                if not isinstance(value, list):
+                    raise ConfigError([f"{where}: rubric: expected a list of {{criterion, points, tags}}"])
+                parsed[column] = [model.model_validate(c) for c in value]
+            else:
+                parsed[column] = model.model_validate(value)
     except json.JSONDecodeError as e:
         raise ConfigError([f"{where}: {column}: not JSON: {e}"]) from None
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join([column, *(str(p) for p in err["loc"])])
         raise ConfigError([f"{where}: {field}: {err['msg']}"]) from None
-    return Case(case_id=str(row["case_id"]), eval_set=str(row.get("eval_set") or path.stem),
+    return Case(case_id=str(row["case_id"]), eval_set=str(row.get("eval_set") or default_set),
                 language=row.get("language"), messages=[dict(m) for m in messages],
-                category=row.get("category"), reference=row.get("reference"), truth=truth,
-                case_card=card, rubric=rubric)
+                category=row.get("category"), reference=row.get("reference"), truth=parsed["truth"],
+                case_card=parsed["case_card"], rubric=parsed["rubric"])
 
 
 def load_eval_sets(data_dirs: list[str] = (), files: list[str] = (), names: list[str] | None = None,

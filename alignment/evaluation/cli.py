@@ -16,16 +16,22 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "eval", help="evaluate several models on eval sets: clinical ground truth, HuatuoGPT's referee, leaderboard",
+        "eval", help="evaluate several models on eval sets: clinical ground truth, HuatuoGPT's referee, leaderboard, "
+                     "rubric grading, multi-turn with a simulated patient",
         description="Evaluate the models of CONFIG (checkpoints, stage directories runs/<job>/<stage>-<key> or hub "
                     "ids) on eval sets (a data stage's eval/ or Parquet files): ground-truth clinical metrics "
                     "(diagnosis, department, asking when information is missing, red flags; no LLM), HuatuoGPT's "
-                    "referee on every pair of models (both orders, transcripts), a Bradley-Terry leaderboard, "
-                    "report.json and report.html. Generations and judgments are cached by content: adding a model "
-                    "generates and judges only its pairs. Config fields: alignment/evaluation/config.py.")
+                    "referee on every pair of models (both orders, transcripts), a Bradley-Terry leaderboard; "
+                    "with rubric.enabled, HealthBench-format rubric grading (one grader call per criterion); with "
+                    "multi_turn.enabled, conversations with a simulated patient scored by ground truth and by the "
+                    "referee (the local judge server plays patient and grader by default; any OpenAI-compatible "
+                    "endpoint by config). Writes report.json and report.html. Generations, judgments, patient and "
+                    "grader calls are cached by content: adding a model generates, plays, grades and judges only "
+                    "what involves it. Config fields: alignment/evaluation/config.py.")
     p.add_argument("config", help="the eval YAML (models, eval_sets, referee, sampling, ...)")
     p.add_argument("overrides", nargs="*", default=[], metavar="key.sub=value",
-                   help="config overrides, e.g. referee.pairs=baseline referee.baseline=sft sampling.max_new_tokens=64")
+                   help="config overrides, e.g. referee.pairs=baseline referee.baseline=sft sampling.max_new_tokens=64 "
+                        "rubric.enabled=true multi_turn.enabled=true multi_turn.max_cases=40")
     p.add_argument("--out", help="output directory (default: the config's out_dir, else runs/eval/<name>)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (generation)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -77,8 +83,40 @@ def summary_lines(report: dict) -> list[str]:
     board = report["leaderboard"]
     if board.get("enabled"):
         lines.append("leaderboard: " + ", ".join(f"{r['model']} {r['strength']:+.2f}" for r in board["rows"]))
+    lines += rubric_lines(report["rubric"]) + multi_turn_lines(report["multi_turn"])
     for m, c in report["cost"].items():
-        lines.append(f"cost {m}: generated {c['generated']} (cached {c['generation_cached']}) in "
-                     f"{c['generation_wall_s']:.1f} s; judge calls {c['judge_calls']} (cache hits "
-                     f"{c['judge_cache_hits']}) in {c['judge_wall_s']:.1f} s")
+        line = (f"cost {m}: generated {c['generated']} (cached {c['generation_cached']}) in "
+                f"{c['generation_wall_s']:.1f} s; judge calls {c['judge_calls']} (cache hits "
+                f"{c['judge_cache_hits']}) in {c['judge_wall_s']:.1f} s")
+        if "patient_calls" in c:
+            line += f"; patient calls {c['patient_calls']} (already done {c['patient_already_done']})"
+        if "grader_calls" in c:
+            line += f"; grader calls {c['grader_calls']} (already done {c['grader_already_done']})"
+        lines.append(line)
     return lines
+
+
+def rubric_lines(section: dict) -> list[str]:
+    if not section.get("models"):
+        return []
+    out = [f"rubric ({section['cases']} cases)"]
+    for m, s in section["models"].items():
+        o = s["all"]["overall"]
+        stat = {"value": o["score"], "ci_low": o["ci_low"], "ci_high": o["ci_high"], "n": o["n"]}
+        out.append(f"  {m}: score {_pct(stat)}; incomplete {s['all']['incomplete']}")
+    return out
+
+
+def multi_turn_lines(section: dict) -> list[str]:
+    if not section.get("models"):
+        return []
+    out = [f"multi-turn ({section['cases']} cases, at most {section['max_turns']} doctor turns)"]
+    for m, s in section["models"].items():
+        a = s["all"]
+        out.append(f"  {m}: diagnosis {_pct(a['diagnosis_accuracy'])}; asked when missing "
+                   f"{_pct(a['asked_when_missing'])}; turns {_pct(a['mean_turns'])}")
+    for pair, d in (section["referee"].get("pairs") or {}).items():
+        o = d["overall"]
+        ratio = "-" if o["performance_ratio"] is None else f"{o['performance_ratio']:.3f}"
+        out.append(f"  referee {pair}: ratio {ratio}, W/T/L {o['wins']}/{o['ties']}/{o['losses']}")
+    return out

@@ -9,12 +9,15 @@
       data: [runs/quickstart/data-0a1b2c3d4e5f]                    # data-stage dirs (their eval/*.parquet)
       files: []                                                   # more eval-set Parquet files
     referee: {pairs: all, judge: {base_url: local, template: huatuo_referee}}
+    rubric: {enabled: true}                   # HealthBench-format grading (local medalign-grader)
+    multi_turn: {enabled: true, max_cases: 40, max_turns: 4}   # simulated patients (local medalign-patient)
     sampling: {temperature: 0.7, max_new_tokens: 128}
 
 Models are named by path, never by "the latest run": ``medalign run JOB --plan --json`` prints
 each stage's directory. Outputs go to ``out_dir`` (default ``runs/eval/<name>``): report.json,
-report.html, generations.parquet, the referee's transcripts and the caches that make a second run
-with one more model generate and judge only what involves that model.
+report.html, generations.parquet, the referee's, patient's and grader's transcripts and the
+caches that make a second run with one more model generate, play, grade and judge only what
+involves that model.
 """
 
 from __future__ import annotations
@@ -63,19 +66,42 @@ class RefereeSpec(StrictModel):
     bt_prior: float = Field(1.0, ge=0)                   # virtual games per pair in the Bradley-Terry fit
 
 
+def _local_model(judge: JudgeConfig, model: str, where: str) -> None:
+    """The local judge server answers a patient or grader prompt only as its model of that name."""
+    if judge.is_local and judge.model != model:
+        raise ValueError(f"{where}.model: the local judge server plays this part as {model!r}, got "
+                         f"{judge.model!r} (or point {where}.base_url at an OpenAI-compatible endpoint)")
+
+
 class RubricSpec(StrictModel):
-    """HealthBench-format rubric grading (alignment.evaluation.healthbench, when installed)."""
+    """HealthBench-format rubric grading of each model's answer to the cases that carry a rubric
+    (alignment/evaluation/healthbench.py)."""
 
     enabled: bool = False                                # grade the cases that carry a rubric
-    grader: JudgeConfig = Field(default_factory=lambda: JudgeConfig(name="grader"))  # the grader endpoint
+    grader: JudgeConfig = Field(default_factory=lambda: JudgeConfig(name="grader", model="medalign-grader"))  # the grader endpoint
+    max_cases: int | None = Field(None, ge=1)            # first N cases with a rubric of each set (None: all)
+
+    @model_validator(mode="after")
+    def _grader_model(self) -> "RubricSpec":
+        _local_model(self.grader, "medalign-grader", "rubric.grader")
+        return self
 
 
 class MultiTurnSpec(StrictModel):
-    """Conversations with a simulated patient (alignment.evaluation.patient, when installed)."""
+    """Conversations of each model with a simulated patient on the cases that carry a case card
+    (alignment/evaluation/multi_turn.py)."""
 
-    enabled: bool = False                                # run the cases that carry a case card
-    patient: JudgeConfig = Field(default_factory=lambda: JudgeConfig(name="patient"))  # the patient endpoint
+    enabled: bool = False                                # play the cases that carry a case card
+    patient: JudgeConfig = Field(default_factory=lambda: JudgeConfig(name="patient", model="medalign-patient"))  # the patient endpoint
     max_turns: int = Field(4, ge=1)                      # doctor turns before the conversation ends
+    max_cases: int | None = Field(None, ge=1)            # first N cases with a case card of each set (None: all)
+    referee: bool = True                                 # the referee compares two models' whole conversations
+    referee_template: str = "huatuo_referee_multiturn"   # its template, on referee.judge's endpoint
+
+    @model_validator(mode="after")
+    def _patient_model(self) -> "MultiTurnSpec":
+        _local_model(self.patient, "medalign-patient", "multi_turn.patient")
+        return self
 
 
 class EvalRunConfig(StrictModel):

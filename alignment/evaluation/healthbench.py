@@ -20,8 +20,8 @@ given as HealthBench's own code computes it (the mean of unclipped scores, then 
 
 Outputs in ``store_dir``: ``rubric_transcripts.jsonl`` (every grader call, hash-chained),
 ``rubric_grades.jsonl`` (per example: score, status, each criterion's verdict and explanation).
-Demo eval cases become examples with :func:`example_from_case`; their rubric is
-:func:`alignment.evaluation.demo_rubric.demo_rubric`.
+Eval cases with a ``rubric`` column (the synthetic sets carry the demo world's,
+:func:`data_recipes.synthetic.rubrics.demo_rubric`) become examples with :func:`example_from_case`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from alignment.evaluation.demo_rubric import demo_rubric
+from alignment.evaluation.cases import Case
 from alignment.evaluation.healthbench_grader import (PARSER_VERSION, explanation_of,
                                                      grader_messages, load_grader_template,
                                                      parse_grader_reply)
@@ -48,7 +48,7 @@ TRANSCRIPT = "rubric_transcripts.jsonl"
 GRADES = "rubric_grades.jsonl"
 ROLES = ("system", "user", "assistant")
 __all__ = ["RubricItem", "HealthBenchExample", "read_healthbench", "example_from_case", "grade",
-           "example_score", "aggregate", "demo_rubric"]
+           "example_score", "aggregate"]
 
 
 @dataclass
@@ -150,21 +150,20 @@ def read_healthbench(path: str | Path) -> tuple[list[HealthBenchExample], list[d
     return examples, bad
 
 
-def example_from_case(case: dict) -> HealthBenchExample:
-    """A HealthBench example from an eval case with a ``rubric`` (the demo world's). Example
-    tags: ``theme:context_seeking`` for cases missing key information (HealthBench's theme of
-    asking for what is missing), else ``theme:complete_information``; and the case's category."""
-    truth = case.get("truth")
-    truth = json.loads(truth) if isinstance(truth, str) else (truth or {})
-    rubric = case.get("rubric")
-    rubric = json.loads(rubric) if isinstance(rubric, str) else rubric
-    if problem := _rubric_problem(rubric) or _messages_problem(case.get("messages")):
-        raise UserError(f"eval case {case.get('case_id')}: {problem.replace('prompt', 'messages', 1)}")
-    theme = "context_seeking" if truth.get("missing_info") else "complete_information"
-    tags = [f"theme:{theme}"] + ([f"category:{case['category']}"] if case.get("category") else [])
-    return HealthBenchExample(case["case_id"], [dict(m) for m in case["messages"]],
-                              [RubricItem(r["criterion"], float(r["points"]), list(r.get("tags", [])))
-                               for r in rubric], tags, case.get("language") or "en")
+def example_from_case(case: Case) -> HealthBenchExample:
+    """A HealthBench example from an eval case with a ``rubric`` (``prompt_id``: the case's key).
+    Example tags: ``theme:context_seeking`` for cases missing key information (HealthBench's
+    theme of asking for what is missing), else ``theme:complete_information``; and the case's
+    category."""
+    rubric = [c.model_dump() for c in case.rubric or []]
+    if problem := _rubric_problem(rubric) or _messages_problem(case.messages):
+        raise UserError(f"eval case {case.key}: {problem.replace('prompt', 'messages', 1)}")
+    missing = case.truth is not None and case.truth.missing_info
+    tags = [f"theme:{'context_seeking' if missing else 'complete_information'}"]
+    tags += [f"category:{case.category}"] if case.category else []
+    return HealthBenchExample(case.key, [dict(m) for m in case.messages],
+                              [RubricItem(r["criterion"], float(r["points"]), list(r["tags"])) for r in rubric],
+                              tags, case.language or "en")
 
 
 # --------------------------------------------------------------------------------------------

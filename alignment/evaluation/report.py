@@ -3,7 +3,9 @@
 Sections: models and eval sets; the clinical table per eval set with 95% intervals (and a chart of
 the pooled rates), paired differences; the referee per pair of models (overall and per category:
 mean scores, performance ratio, wins / ties / losses) with a chart; the Bradley-Terry leaderboard
-with its chart; rubric and multi-turn sections; the cost per model. Every text that came from a
+with its chart; the rubric scores per model (overall, by axis, by theme, per set; paired
+differences; a chart); the multi-turn conversations (ground truth per model and set, paired
+differences, the referee on whole conversations); the cost per model and the time of each part. Every text that came from a
 config, a data set or a model is HTML-escaped; figures are matplotlib PNGs (medalign/html.py).
 """
 
@@ -52,24 +54,38 @@ def write_report_html(report: dict, path: Path) -> None:
     parts += clinical_html(report["clinical"])
     parts += referee_html(report["referee"])
     parts += leaderboard_html(report["leaderboard"])
-    for name in ("rubric", "multi_turn"):
-        parts += [f"<h2>{name.replace('_', '-').capitalize()}</h2>", _section_note(report[name])]
-    parts += ["<h2>Cost</h2>", table(["model", "generated", "cached", "generation s", "judge calls",
-                                      "judge cache hits", "judge s"],
-                                     [[m, str(c["generated"]), str(c["generation_cached"]), fmt(c["generation_wall_s"]),
-                                       str(c["judge_calls"]), str(c["judge_cache_hits"]), fmt(c["judge_wall_s"])]
-                                      for m, c in report["cost"].items()])]
+    parts += rubric_html(report["rubric"])
+    parts += multi_turn_html(report["multi_turn"])
+    parts += cost_html(report["cost"], report.get("timings") or {})
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(page(f"medalign eval {report['name']}", parts), encoding="utf-8")
     tmp.replace(path)
 
 
-def _section_note(section: dict) -> str:
+def _section_note(section: dict, switch: str) -> str | None:
+    """Why a section has nothing to show, or None when it has."""
     if not section.get("enabled"):
-        return "<p class=\"note\">not run (enabled: false).</p>"
+        return f"<p class=\"note\">not run ({e(switch)}.enabled: false).</p>"
     if section.get("note"):
         return f"<p class=\"note\">{e(section['note'])}</p>"
-    return f"<pre>{e(str(section.get('models')))[:20000]}</pre>"
+    return None
+
+
+def cost_html(cost: dict, timings: dict) -> list[str]:
+    columns = [("generated", "generated"), ("generation_cached", "cached"), ("generation_wall_s", "generation s"),
+               ("judge_calls", "referee calls"), ("judge_cache_hits", "referee cache hits"),
+               ("judge_already_done", "referee already done"), ("judge_wall_s", "referee s"),
+               ("doctor_generated", "doctor turns generated"), ("patient_calls", "patient calls"),
+               ("patient_already_done", "patient already done"), ("grader_calls", "grader calls"),
+               ("grader_already_done", "grader already done")]
+    shown = [(k, label) for k, label in columns if any(k in c for c in cost.values())]
+    rows = [[m] + [fmt(c.get(k)) for k, _ in shown] for m, c in cost.items()]
+    parts = ["<h2>Cost</h2>", "<p class=\"note\">Calls made in this run; \"already done\" calls were found ok in "
+             "the transcript (no API call). Referee calls count for both models of a pair.</p>",
+             table(["model"] + [label for _, label in shown], rows)]
+    if timings:
+        parts.append(table(["part", "wall s"], [[k, fmt(v)] for k, v in timings.items()]))
+    return parts
 
 
 def clinical_html(section: dict) -> list[str]:
@@ -184,3 +200,91 @@ def leaderboard_html(board: dict) -> list[str]:
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlabel("Bradley-Terry strength (log scale), 95% interval")
     return parts + [img(png(fig), "leaderboard strengths with 95% intervals")]
+
+
+AXES_NOTE = ("Score per example: points achieved / positive points possible, clipped to [0, 1]; an example with "
+             "a grader call that is not ok is incomplete (counted, never scored). 95% bootstrap intervals over "
+             "examples.")
+
+
+def _score(stat: dict) -> str:
+    return ci({"value": stat.get("score"), **{k: stat.get(k) for k in ("ci_low", "ci_high", "n")}})
+
+
+def rubric_html(section: dict) -> list[str]:
+    parts = ["<h2>Rubric grading (HealthBench's format)</h2>"]
+    note = _section_note(section, "rubric")
+    if note:
+        return parts + [note]
+    models = section["models"]
+    axes = sorted({a for s in models.values() for a in s["all"]["by_axis"]})
+    themes = sorted({t for s in models.values() for t in s["all"]["by_theme"]})
+    parts.append(f"<p class=\"note\">grader {e(section['grader']['model'])} at {e(section['grader']['endpoint'])}, "
+                 f"{section['cases']} cases of {e(', '.join(section['sets']))}. {e(AXES_NOTE)}</p>")
+    rows = [[m, _score(s["all"]["overall"]), fmt(s["all"]["healthbench_mean"]),
+             f"{s['all']['scored']} / {s['all']['incomplete']}"] + [_score(s["all"]["by_axis"].get(a, {})) for a in axes]
+            for m, s in models.items()]
+    parts += ["<h3>Overall and by axis</h3>",
+              table(["model", "score [95% CI] (n)", "HealthBench mean", "scored / incomplete"] + axes, rows)]
+    if themes:
+        parts += ["<h3>By theme</h3>", table(["model"] + themes, [[m] + [_score(s["all"]["by_theme"].get(t, {}))
+                                                                       for t in themes] for m, s in models.items()])]
+    parts += ["<h3>Per eval set</h3>", table(["model"] + section["sets"], [
+        [m] + [_score(s["sets"][n]["overall"]) for n in section["sets"]] for m, s in models.items()])]
+    if section["paired"]:
+        parts += ["<h3>Paired differences (first minus second, examples scored for both)</h3>",
+                  table(["pair", "score difference [95% CI] (n)"],
+                        [[p, ci(d, "diff")] for p, d in section["paired"].items()])]
+    fig, (ax,) = figure(1, height=0.5 * len(models) + 1.4, width=7)
+    for i, (m, s) in enumerate(models.items()):
+        o = s["all"]["overall"]
+        if o["score"] is not None:
+            ax.errorbar([o["score"]], [i], xerr=[[o["score"] - o["ci_low"]], [o["ci_high"] - o["score"]]],
+                        fmt="o", capsize=4)
+    ax.set_yticks(range(len(models)), [mpl_text(m) for m in models])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("rubric score, 95% interval")
+    return parts + [img(png(fig), "rubric score per model with 95% intervals")]
+
+
+MT_RATES = [("diagnosis_accuracy", "diagnosis right"), ("diagnosis_hedged", "hedged"),
+            ("diagnosed_rate", "diagnosed"), ("department_accuracy", "department right"),
+            ("asked_when_missing", "asked when info missing"), ("elicited_when_missing", "got the missing info"),
+            ("needless_asking", "asked needlessly"), ("mean_turns", "doctor turns")]
+
+
+def multi_turn_html(section: dict) -> list[str]:
+    parts = ["<h2>Multi-turn with a simulated patient</h2>"]
+    note = _section_note(section, "multi_turn")
+    if note:
+        return parts + [note]
+    parts.append(f"<p class=\"note\">patient {e(section['patient']['model'])} at "
+                 f"{e(section['patient']['endpoint'])}; {section['cases']} cases with a case card of "
+                 f"{e(', '.join(section['sets']))}; at most {section['max_turns']} doctor turns. Scored by ground truth "
+                 "without any LLM (conversations that ended on their own; failed patient calls are counted, never "
+                 "scored); 95% bootstrap intervals over conversations.</p>")
+    header = ["model", "scored / played"] + [label for _, label in MT_RATES] + ["ended"]
+    for scope in ["all"] + section["sets"]:
+        rows = []
+        for m, s in section["models"].items():
+            d = s["all"] if scope == "all" else s["sets"][scope]
+            rows.append([m, f"{d['scored']} / {d['conversations']}"] + [ci(d[k]) for k, _ in MT_RATES]
+                        + [", ".join(f"{k} {v}" for k, v in sorted(d["status_counts"].items()))])
+        parts += [f"<h3>{e('every set' if scope == 'all' else scope)}</h3>", table(header, rows)]
+    for pair, d in section["paired"].items():
+        parts += [f"<h3>Paired differences: {e(pair)} (first minus second, same cases)</h3>",
+                  table(["metric", "difference [95% CI] (n)"], [[label, ci(d[k], "diff")] for k, label in MT_RATES])]
+    ref = section["referee"]
+    parts.append("<h3>Referee on whole conversations</h3>")
+    if not ref.get("enabled"):
+        return parts + [f"<p class=\"note\">not run: {e(ref.get('reason', ''))}.</p>"]
+    parts.append(f"<p class=\"note\">template {e(ref['template'])} ({e(ref['model'])} at {e(ref['endpoint'])}), "
+                 f"both orders, per department. Transcripts: {e(ref['transcripts'])}.</p>")
+    head = ["scope", "n", "mean A", "mean B", "ratio A/B [95% CI]", "wins", "ties", "losses", "win rate [95% CI]"]
+    for pair, d in ref["pairs"].items():
+        rows = [_ref_row("all sets", d["overall"])]
+        for set_name, s in d["sets"].items():
+            rows += [_ref_row(f"  {set_name} / {cat}", t) for cat, t in s["by_category"].items()]
+        parts += [f"<h4>{e(pair)}</h4>", table(head, rows),
+                  f"<p class=\"note\">excluded: {e(str(d['excluded'] or 'none'))}.</p>"]
+    return parts

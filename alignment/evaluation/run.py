@@ -13,9 +13,13 @@ Steps (each figure's definition lives in the module that computes it):
 3. the referee on every pair of models (or each against a baseline), one judge run per pair into
    ``out_dir/referee/`` (transcripts and cache shared), so adding a model judges only its pairs
    (referee.py); a Bradley-Terry leaderboard from all pairwise outcomes (leaderboard.py);
-4. rubric grading and multi-turn conversations when switched on (they need
-   ``alignment.evaluation.healthbench`` / ``alignment.evaluation.patient``);
-5. ``report.json``, ``report.html`` (report.py) and ``generations.parquet`` in ``out_dir``.
+4. rubric grading of every model's answers to the cases that carry a rubric, when
+   ``rubric.enabled`` (rubric_grades.py: HealthBench's format, one grader call per criterion);
+5. conversations of every model with the simulated patient on the cases that carry a case card,
+   when ``multi_turn.enabled`` (multi_turn.py: ground-truth scores, paired differences, the
+   referee on whole conversations);
+6. the cost per model (generations, referee, patient and grader calls, cache hits), then
+   ``report.json``, ``report.html`` (report.py) and ``generations.parquet`` in ``out_dir``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from alignment.evaluation.cases import Case, EvalSet, load_eval_sets
 from alignment.evaluation.config import EvalRunConfig
 from alignment.evaluation.generations import cached_generations, resolve_checkpoint
 from alignment.evaluation.leaderboard import leaderboard
+from alignment.evaluation.multi_turn import multi_turn_section
+from alignment.evaluation.rubric_grades import rubric_section
 from medalign.artifacts import write_json_atomic
 from medalign.errors import UserError
 
@@ -49,17 +55,25 @@ def run_evaluation(cfg: EvalRunConfig, out_dir: str | Path, ctx, checkpoints: di
         raise UserError(f"no eval cases in {e.data + e.files}: build a recipe with outputs.eval (docs/CONTRACTS.md)")
     checkpoints = checkpoints or {m.name: resolve_checkpoint(m.path) for m in cfg.models}
     models = [m.name for m in cfg.models]
+    timings, t = {}, time.perf_counter()
     responses, generation = generate_all(cfg, checkpoints, cases, out, ctx)
     write_generations(out / "generations.parquet", cases, responses)
+    timings["generation"], t = round(time.perf_counter() - t, 3), time.perf_counter()
     report = {"name": cfg.name, "models": [{"name": m, "checkpoint": checkpoints[m], "digest": generation[m]["digest"]}
                                            for m in models],
               "eval_sets": [_set_info(s) for s in sets], "sampling": cfg.sampling.model_dump(mode="json"),
               "seed": cfg.seed, "generation": generation}
     report["clinical"] = clinical_section(sets, responses, models, cfg) if cfg.clinical else {"enabled": False}
     report["referee"], report["leaderboard"] = referee_section(cases, responses, models, cfg, out, ctx)
-    report["rubric"] = rubric_section(cases, responses, checkpoints, cfg, out, ctx)
-    report["multi_turn"] = multi_turn_section(cases, checkpoints, cfg, out, ctx)
-    report["cost"] = cost_table(models, generation, report["referee"])
+    timings["clinical_and_referee"], t = round(time.perf_counter() - t, 3), time.perf_counter()
+    by_key = {m: {c.key: text for c, text in zip(cases, texts)} for m, texts in responses.items()}
+    report["rubric"] = rubric_section(sets, by_key, models, cfg, out, ctx)
+    timings["rubric"], t = round(time.perf_counter() - t, 3), time.perf_counter()
+    report["multi_turn"] = multi_turn_section(sets, checkpoints, {m: generation[m]["digest"] for m in models},
+                                              cfg, out, ctx)
+    timings["multi_turn"] = round(time.perf_counter() - t, 3)
+    report["cost"] = cost_table(models, generation, report)
+    report["timings"] = timings
     report["wall_s"] = round(time.perf_counter() - t0, 2)
     write_json_atomic(out / "report.json", report)
     write_report_html(report, out / "report.html")
@@ -145,60 +159,34 @@ def referee_section(cases: list[Case], responses: dict[str, list[str]], models: 
     return section, board
 
 
-def rubric_section(cases: list[Case], responses: dict[str, list[str]], checkpoints: dict[str, str],
-                   cfg: EvalRunConfig, out: Path, ctx) -> dict:
-    """HealthBench-format grading of the cases that carry a rubric (alignment.evaluation.healthbench)."""
-    if not cfg.rubric.enabled:
-        return {"enabled": False}
-    healthbench = _optional_module("healthbench", "rubric")
-    graded = [i for i, c in enumerate(cases) if c.rubric]
-    if not graded:
-        return {"enabled": True, "note": "no case carries a rubric"}
-    return {"enabled": True, "models": {
-        m: healthbench.grade(cases=[cases[i] for i in graded], responses=[responses[m][i] for i in graded],
-                             grader=cfg.rubric.grader, store_dir=out / "rubric" / m, n_bootstrap=cfg.n_bootstrap,
-                             seed=cfg.seed, progress=ctx.progress)
-        for m in checkpoints}}
+def _pair_runs(section: dict, model: str) -> list[dict]:
+    """The judge runs of a section's pairs that involve ``model``."""
+    return [v for k, v in (section.get("runs") or {}).items() if model in k.split(" vs ")]
 
 
-def multi_turn_section(cases: list[Case], checkpoints: dict[str, str], cfg: EvalRunConfig, out: Path, ctx) -> dict:
-    """Conversations with a simulated patient on the cases that carry a case card
-    (alignment.evaluation.patient)."""
-    if not cfg.multi_turn.enabled:
-        return {"enabled": False}
-    patient = _optional_module("patient", "multi_turn")
-    carded = [c for c in cases if c.case_card]
-    if not carded:
-        return {"enabled": True, "note": "no case carries a case card"}
-    return {"enabled": True, "models": {
-        m: patient.run_conversations(cases=carded, model=ref, patient=cfg.multi_turn.patient,
-                                     max_turns=cfg.multi_turn.max_turns, sampling=cfg.sampling, seed=cfg.seed,
-                                     store_dir=out / "multi_turn" / m, ctx=ctx)
-        for m, ref in checkpoints.items()}}
-
-
-def _optional_module(name: str, switch: str):
-    """``alignment.evaluation.<name>`` for a switched-on section, or a UserError saying what to do."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"alignment.evaluation.{name}")
-    except ModuleNotFoundError as e:
-        if e.name != f"alignment.evaluation.{name}":
-            raise
-        raise UserError(f"{switch}.enabled: true needs alignment.evaluation.{name}, which is not installed "
-                        f"here; set {switch}.enabled: false") from None
-
-
-def cost_table(models: list[str], generation: dict, referee_section_: dict) -> dict:
-    """Per model: generation (new, cached, wall s) and the judge calls of its pairs (API calls
-    made in this run, cache hits, wall s; a pair's calls count for both of its models)."""
+def cost_table(models: list[str], generation: dict, report: dict) -> dict:
+    """Per model: generation (new, cached, wall s), the referee calls of its pairs (API calls
+    made in this run, cache hits, already done, wall s; a pair's calls count for both of its
+    models) on single turns and on conversations, its patient calls and doctor turns, and its
+    grader calls. "already done" calls were found ``ok`` in the transcript: no API call."""
     out = {}
+    mt, rubric = report["multi_turn"], report["rubric"]
     for m in models:
-        runs = [v for k, v in (referee_section_.get("runs") or {}).items() if m in k.split(" vs ")]
-        out[m] = {"generated": generation[m]["generated"], "generation_cached": generation[m]["cached"],
-                  "generation_wall_s": generation[m]["wall_s"],
-                  "judge_calls": sum(r["api_calls"] for r in runs), "judge_cache_hits": sum(r["cache_hits"] for r in runs),
-                  "judge_already_done": sum(r["already_done"] for r in runs),
-                  "judge_wall_s": round(sum(r["wall_s"] for r in runs), 3)}
+        runs = _pair_runs(report["referee"], m) + _pair_runs(mt.get("referee") or {}, m)
+        row = {"generated": generation[m]["generated"], "generation_cached": generation[m]["cached"],
+               "generation_wall_s": generation[m]["wall_s"],
+               "judge_calls": sum(r["api_calls"] for r in runs), "judge_cache_hits": sum(r["cache_hits"] for r in runs),
+               "judge_already_done": sum(r["already_done"] for r in runs),
+               "judge_wall_s": round(sum(r["wall_s"] for r in runs), 3)}
+        if mt.get("models"):
+            calls, gen = mt["models"][m]["patient_calls"], mt["models"][m]["doctor_generation"]
+            row.update(patient_calls=calls["api_calls"], patient_already_done=calls["already_done"],
+                       patient_cache_hits=calls["cache_hits"], patient_wall_s=calls["wall_s"],
+                       doctor_generated=gen.get("generated", 0), doctor_cached=gen.get("cached", 0),
+                       doctor_wall_s=gen.get("wall_s", 0.0))
+        if rubric.get("models"):
+            calls = rubric["models"][m]["all"]["calls"]
+            row.update(grader_calls=calls["api_calls"], grader_already_done=calls["already_done"],
+                       grader_cache_hits=calls["cache_hits"], grader_wall_s=calls["wall_s"])
+        out[m] = row
     return out

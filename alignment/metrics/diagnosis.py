@@ -1,11 +1,14 @@
 """Clinical accuracy without an LLM: does a reply commit to the diagnosis the doctor made?
 
-On held-out consultations the reference is the doctor's reply. When it names exactly one of
-the *target* conditions (the conditions under study: the new-outbreak family of the demo world,
-or a file of names for real data), that condition is the truth for the prompt; a reply is
-correct when the only condition it names is that one (naming it among others is a hedge, not a
-diagnosis). Prompts whose reference names no target condition, or several, are not counted
-(the doctor asked a question, or gave advice only).
+On held-out consultations the reference is the doctor's reply. When it commits to exactly one
+of the *target* conditions (the conditions under study: the new-outbreak family of the demo
+world, or a file of names for real data), that condition is the truth for the prompt; a reply is
+correct when its diagnosis outcome is ``right`` (the project's rule,
+``data_recipes.synthetic.clinical_rules.diagnosis_outcome``, the one the evaluation's clinical
+metrics use: it commits to that condition alone, outside its questions, without hedging words;
+naming it among others, or with "可能是", is a hedge, not a diagnosis). Prompts whose reference
+commits to no target condition, or several, are not counted (the doctor asked a question, or
+gave advice only).
 
     matcher = condition_matcher("outbreak")              # world + outbreak names
     rows = diagnosis_rows(replies, references, matcher)  # (N, 2): [correct, counted] per prompt
@@ -13,8 +16,7 @@ diagnosis). Prompts whose reference names no target condition, or several, are n
 
 Names are found by the project's one matcher (``data_recipes.synthetic.lexicon``: leftmost,
 longest first, ASCII names as whole words). Every condition of the world is a name too, so a
-reply that names a world condition instead is wrong, not skipped. This is a local stand-in for
-the clinical metrics of ``alignment/evaluation/`` (the "eval" work), to be pointed at them.
+reply that names a world condition instead is wrong, not skipped.
 
 A file of target conditions for real data (``target_conditions: path/to/names.yaml``)::
 
@@ -53,10 +55,16 @@ class ConditionMatcher:
     targets: frozenset[str]
 
     def conditions_in(self, text: str) -> list[str]:
-        """Keys of the conditions named in ``text``, in order of first mention."""
-        from data_recipes.synthetic.lexicon import find_names
+        """Keys of the conditions ``text`` commits to (outside its questions), first mention order."""
+        from data_recipes.synthetic.clinical_rules import committed_conditions
 
-        return find_names(self.names, text or "")
+        return committed_conditions(text or "", self.names)
+
+    def outcome(self, reply: str, truth: str) -> str:
+        """right | hedged | wrong | none of ``reply`` against the condition ``truth``."""
+        from data_recipes.synthetic.clinical_rules import diagnosis_outcome
+
+        return diagnosis_outcome(reply or "", truth, names=self.names)
 
 
 def condition_matcher(target_conditions: str) -> ConditionMatcher:
@@ -92,8 +100,9 @@ def diagnosis_truth(reference: str | None, matcher: ConditionMatcher) -> str | N
 
 
 def diagnosis_rows(replies: list[str], references: list[str | None], matcher: ConditionMatcher) -> list[list[int]]:
-    """Per prompt ``[correct, counted]``: ``[1, 1]`` the reply names only the true condition,
-    ``[0, 1]`` it names none, another or several, ``[0, 0]`` the prompt has no truth."""
+    """Per prompt ``[correct, counted]``: ``[1, 1]`` the reply commits to the true condition
+    alone (outcome ``right``), ``[0, 1]`` it names none, another, several or hedges, ``[0, 0]``
+    the prompt has no truth."""
     if len(replies) != len(references):
         raise ValueError(f"{len(replies)} replies but {len(references)} references")
     rows = []
@@ -102,5 +111,5 @@ def diagnosis_rows(replies: list[str], references: list[str | None], matcher: Co
         if truth is None:
             rows.append([0, 0])
         else:
-            rows.append([int(matcher.conditions_in(reply) == [truth]), 1])
+            rows.append([int(matcher.outcome(reply, truth) == "right"), 1])
     return rows

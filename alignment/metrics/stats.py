@@ -72,3 +72,26 @@ def paired_difference(a: Sequence[float], b: Sequence[float], n_resamples: int =
         raise ValueError(f"paired values of unequal length: {len(a)} and {len(b)}")
     out = mean_with_ci([x - y for x, y in zip(a, b)], n_resamples, confidence, seed)
     return {"diff": out.pop("value"), **out}
+
+
+Metrics = dict[str, tuple[Callable, Callable]]    # name -> (applies to the item, value of the item)
+
+
+def metric_table(items: Sequence, metrics: Metrics, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Every metric over the items where it applies: ``{name: {value, ci_low, ci_high, n}}``
+    (:func:`mean_with_ci`)."""
+    return {name: mean_with_ci([value(x) for x in items if applies(x)], n_resamples, seed=seed)
+            for name, (applies, value) in metrics.items()}
+
+
+def paired_metric_table(items_a: Sequence, items_b: Sequence, metrics: Metrics, n_resamples: int = 2000,
+                        seed: int = 0) -> dict:
+    """Per metric, A minus B over the same items (same order) where it applies to both:
+    ``{name: {diff, ci_low, ci_high, n}}`` (:func:`paired_difference`)."""
+    if len(items_a) != len(items_b):
+        raise ValueError(f"paired items of unequal length: {len(items_a)} and {len(items_b)}")
+    out = {}
+    for name, (applies, value) in metrics.items():
+        both = [(value(a), value(b)) for a, b in zip(items_a, items_b) if applies(a) and applies(b)]
+        out[name] = paired_difference([x for x, _ in both], [y for _, y in both], n_resamples, seed=seed)
+    return out

@@ -52,9 +52,14 @@ def load_reward_model_fn(path: str, device: str = "cpu", batch_size: int = 16,
 
 
 def asks_a_question(prompts: list[list[dict]], responses: list[str]) -> torch.Tensor:
-    """1.0 when the response asks the patient something ('?' or the full-width '？'), else 0.0.
+    """1.0 when the response asks the patient something, else 0.0: the project's rule
+    (``data_recipes.synthetic.clinical_rules.asks_question``: a question sentence, ending in
+    '?' / '？' or a Chinese 吗/呢, or an inquiry phrase), the one the evaluation's
+    asks-when-missing rate uses.
 
     HuatuoGPT's point about doctors: they ask targeted questions, distilled answers rarely do.
     A verifiable reward for the PPO learning test and the quickstart's programmatic option.
     """
-    return torch.tensor([1.0 if ("?" in r or "？" in r) else 0.0 for r in responses])
+    from data_recipes.synthetic.clinical_rules import asks_question
+
+    return torch.tensor([1.0 if asks_question(r) else 0.0 for r in responses])

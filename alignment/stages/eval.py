@@ -9,8 +9,11 @@ and optionally ``reward_model`` and ``pairs`` (skipped, and said so in ``eval.js
    report.html, generations, referee transcripts). Its figures go into the metrics:
    ``clinical_<metric>_<model>`` (pooled over the sets with ground truth, named in
    ``clinical_eval_sets``), ``referee_performance_ratio`` / ``referee_win_rate`` (policy vs
-   baseline, every set) and ``referee_by_category`` (per set: intent or department).
-   A data stage without eval sets skips it and says so.
+   baseline, every set) and ``referee_by_category`` (per set: intent or department); with
+   ``multi_turn.enabled``, ``multiturn_<metric>_<model>`` (conversations with the simulated
+   patient: diagnosis accuracy, asked when missing, mean turns) and
+   ``multiturn_referee_performance_ratio``; with ``rubric.enabled``, ``rubric_score_<model>``
+   (HealthBench-format rubric score). A data stage without eval sets skips it and says so.
 1. One response per prompt from each model (same decoding, same seed).
 2. The judge compares them in both orders (``judges.api.judge_pairs``); a pair counts only when
    its status is ``ok``. Outcome per prompt: 1 policy better, 0.5 tie, 0 baseline better. The win
@@ -30,7 +33,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from alignment.evaluation.config import EvalModel, RefereeSpec
+from alignment.evaluation.config import EvalModel, MultiTurnSpec, RefereeSpec, RubricSpec
 from alignment.generation import SamplingSpec
 from alignment.generation_backends import GenerationSpec
 from alignment.models import DType
@@ -69,6 +72,8 @@ class EvalStageConfig(StrictModel):
     max_cases: int | None = Field(None, ge=1)             # first N cases of each set (None: all)
     clinical: bool = True                                 # ground-truth clinical metrics (no LLM)
     referee: RefereeSpec = Field(default_factory=RefereeSpec)  # HuatuoGPT's referee on the eval sets
+    rubric: RubricSpec = Field(default_factory=RubricSpec)  # HealthBench-format rubric grading (off by default)
+    multi_turn: MultiTurnSpec = Field(default_factory=MultiTurnSpec)  # simulated-patient conversations (off by default)
     extra_models: list[EvalModel] = Field(default_factory=list)  # more checkpoints in the same evaluation
 
 
@@ -80,6 +85,10 @@ CLINICAL_KEYS = {f"clinical_{name}_{model}": (model, metric)
                                       ("department_accuracy", "department_accuracy"),
                                       ("asks_when_missing", "asks_when_missing"))
                  for model in ("policy", "baseline")}
+# headline metric -> (model, multi-turn metric): conversations with the simulated patient
+MULTITURN_KEYS = {f"multiturn_{metric}_{model}": (model, metric)
+                  for metric in ("diagnosis_accuracy", "asked_when_missing", "mean_turns")
+                  for model in ("policy", "baseline")}
 
 
 def evaluate_eval_sets(cfg: EvalStageConfig, inputs: dict[str, str], out: Path, seed: int, ctx) -> dict:
@@ -96,7 +105,8 @@ def evaluate_eval_sets(cfg: EvalStageConfig, inputs: dict[str, str], out: Path, 
         name="eval", models=[{"name": "policy", "path": inputs["policy"]}, {"name": "baseline", "path": inputs["baseline"]},
                              *({"name": n, "path": p} for n, p in extra.items())],
         eval_sets={"data": [inputs["data"]], "names": cfg.eval_sets, "max_cases": cfg.max_cases},
-        clinical=cfg.clinical, referee=referee, sampling=cfg.sampling, seed=seed,
+        clinical=cfg.clinical, referee=referee, rubric=cfg.rubric, multi_turn=cfg.multi_turn,
+        sampling=cfg.sampling, seed=seed,
         n_bootstrap=cfg.n_bootstrap, dtype=cfg.dtype)
     from alignment.evaluation.generations import resolve_checkpoint
 
@@ -115,24 +125,59 @@ def evaluation_metrics(report: dict) -> dict:
     if clinical.get("enabled"):
         metrics["clinical_eval_sets"] = clinical["applies_to"]
         for key, (model, metric) in CLINICAL_KEYS.items():
-            stat = clinical["models"][model]["all"][metric]
-            if stat["value"] is not None:
-                metrics[key] = stat["value"]
-                metrics[f"{key}_ci"] = [stat["ci_low"], stat["ci_high"]]
-                metrics[f"{key}_n"] = stat["n"]
+            _stat(metrics, key, clinical["models"][model]["all"][metric])
     pair = (report["referee"].get("pairs") or {}).get("policy vs baseline")
     if pair:
-        o = pair["overall"]
-        metrics.update(referee_performance_ratio=o["performance_ratio"], referee_ratio_ci=o["ratio_ci"],
-                       referee_win_rate=o["win_rate"], referee_win_rate_ci=o["win_rate_ci"],
-                       referee_mean_policy=o["mean_a"], referee_mean_baseline=o["mean_b"],
-                       referee_judged=o["n"], referee_excluded=pair["excluded"])
+        metrics.update(referee_metrics("referee_", pair))
         metrics["referee_by_category"] = {
             name: {cat: {"n": t["n"], "mean_policy": t["mean_a"], "mean_baseline": t["mean_b"],
                          "performance_ratio": t["performance_ratio"]} for cat, t in s["by_category"].items()}
             for name, s in pair["sets"].items()}
     if report["leaderboard"].get("enabled"):
         metrics["leaderboard"] = {r["model"]: r["strength"] for r in report["leaderboard"]["rows"]}
+    metrics.update(multi_turn_metrics(report["multi_turn"]))
+    metrics.update(rubric_metrics(report["rubric"]))
+    return metrics
+
+
+def referee_metrics(prefix: str, pair: dict) -> dict:
+    """The referee's overall figures of the pair policy vs baseline, keys starting with ``prefix``."""
+    o = pair["overall"]
+    return {f"{prefix}{k}": v for k, v in (
+        ("performance_ratio", o["performance_ratio"]), ("ratio_ci", o["ratio_ci"]), ("win_rate", o["win_rate"]),
+        ("win_rate_ci", o["win_rate_ci"]), ("mean_policy", o["mean_a"]), ("mean_baseline", o["mean_b"]),
+        ("judged", o["n"]), ("excluded", pair["excluded"]))}
+
+
+def _stat(metrics: dict, key: str, stat: dict, value: str = "value") -> None:
+    """``key``, ``key_ci`` and ``key_n`` from a ``{value, ci_low, ci_high, n}`` dict (none when undefined)."""
+    if stat.get(value) is not None:
+        metrics[key] = stat[value]
+        metrics[f"{key}_ci"] = [stat["ci_low"], stat["ci_high"]]
+        metrics[f"{key}_n"] = stat["n"]
+
+
+def multi_turn_metrics(section: dict) -> dict:
+    """The multi-turn figures of the policy and the baseline and the referee's ratio on conversations."""
+    if not section.get("models"):
+        return {}
+    metrics = {"multiturn_cases": section["cases"], "multiturn_max_turns": section["max_turns"]}
+    for key, (model, metric) in MULTITURN_KEYS.items():
+        _stat(metrics, key, section["models"][model]["all"][metric])
+    pair = (section["referee"].get("pairs") or {}).get("policy vs baseline")
+    if pair:
+        metrics.update(referee_metrics("multiturn_referee_", pair))
+    return metrics
+
+
+def rubric_metrics(section: dict) -> dict:
+    """The rubric score (HealthBench format) of the policy and the baseline."""
+    if not section.get("models"):
+        return {}
+    metrics = {"rubric_cases": section["cases"]}
+    for model in ("policy", "baseline"):
+        _stat(metrics, f"rubric_score_{model}", section["models"][model]["all"]["overall"], "score")
+        metrics[f"rubric_incomplete_{model}"] = section["models"][model]["all"]["incomplete"]
     return metrics
 
 

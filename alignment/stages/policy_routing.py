@@ -8,7 +8,8 @@ its reply (no classifier head: what a patient would read).
 For every case of ``split`` with a department, the policy answers the patient's opening turns
 followed by a "which department should I see?" question (``ask: true``, the phrasing the
 ``department_routing`` SFT rows use) or the opening turns alone (``ask: false``). The reply routes
-correctly when the first department it names is the case's (``alignment.routing.policy``). Outputs
+correctly when it names the case's department and no other (``alignment.routing.policy``: the
+evaluation's rule, ``data_recipes.synthetic.clinical_rules.department_outcome``). Outputs
 ``policy_routing.json`` (accuracy with a 95% bootstrap interval over cases, how often no or another
 department was named, the confusion table of gold vs first-named department) and
 ``generations.parquet``.

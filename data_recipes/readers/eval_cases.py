@@ -39,7 +39,7 @@ def _parse_case(value: Any, where: Where) -> Record:
     turns = [Turn(m.role, m.content.strip()) for m in case.messages]
     meta = {"category": case.category, "reference": case.reference,
             "truth": case.truth.model_dump(mode="json") if case.truth else None,
-            "case_card": case.case_card,
+            "case_card": case.case_card.model_dump(mode="json") if case.case_card else None,
             "rubric": [c.model_dump(mode="json") for c in case.rubric] if case.rubric is not None else None}
     kind = "qa" if len(turns) == 1 else "dialogue"
     return Record(id=case.case_id, kind=kind, turns=turns, meta=meta, language=case.language)

@@ -11,16 +11,17 @@ Records are JSON lines of the ``medalign_eval_cases`` format (``data_recipes/rea
 columns in docs/CONTRACTS.md)::
 
     {"case_id": "single-zh-007", "language": "zh", "messages": [{"role": "user", "content": "..."}],
-     "category": "治疗方案", "reference": "...", "truth": {...}, "case_card": null, "rubric": null}
+     "category": "治疗方案", "reference": "...", "truth": {...}, "case_card": null, "rubric": [...]}
 
 ``truth``: ``condition`` and ``department`` (world keys), ``condition_names`` (every zh/en name and
 synonym), ``department_names`` (every name the lexicon maps to the department), ``missing_info``,
 ``missing_items`` (case-card fields the first message lacks), ``red_flags`` and
 ``follow_up_questions`` (in the case's language), ``expects`` (the checks that apply, see
-``intents.yaml``). ``case_card`` (multi-turn): ``condition``, ``language``, ``age_sex``,
-``shown_symptoms``, ``withheld_symptoms``, ``onset``, ``medication``, ``allergies``, ``history``,
-``opening_message``. ``rubric`` stays null: HealthBench-style rubrics for these cases are written
-by ``alignment.evaluation.healthbench`` (the eval sets are built without it).
+``intents.yaml``). ``case_card`` (multi-turn): a :class:`~data_recipes.synthetic.case_cards.CaseCard`
+(``case_card_for``: the opening, the symptoms told and withheld, onset, medicines, allergies,
+history, the "don't know" reply; its ``condition`` is the world key). ``rubric`` (every case): the
+demo world's HealthBench criteria for the case (:func:`data_recipes.synthetic.rubrics.demo_rubric`:
+the criteria of the checks the case expects).
 
 The generator (``generate.write_corpus``) draws these with their own random stream
 (``medalign-eval:<seed>:<lang>:<set>``), apart from every training file's stream.
@@ -31,8 +32,10 @@ from __future__ import annotations
 import random
 from functools import lru_cache
 
-from data_recipes.synthetic.consultations import ALLERGY, HISTORY, MEDICATION, P_INCOMPLETE
+from data_recipes.synthetic.case_cards import case_card_for
+from data_recipes.synthetic.consultations import P_INCOMPLETE
 from data_recipes.synthetic.intents import DIAGNOSIS, INTENTS, INTENTS_BY_KEY, IntentCase, draw_intent_case
+from data_recipes.synthetic.rubrics import demo_rubric
 from data_recipes.synthetic.schema import Condition
 from data_recipes.synthetic.world import CONDITIONS, DEPARTMENTS, department_of
 
@@ -58,19 +61,20 @@ def case_truth(case: IntentCase) -> dict:
 
 
 def case_card(case: IntentCase, rng: random.Random) -> dict:
-    """What a simulated patient may tell (it answers only from this card)."""
-    p, lang = case.patient, case.lang
-    withheld = [s for s in case.condition.symptoms[lang] if s not in p.shown]
-    return {"condition": case.condition.name[lang], "language": lang, "age_sex": p.intro.strip(),
-            "shown_symptoms": list(p.shown), "withheld_symptoms": withheld, "onset": p.onset,
-            "medication": rng.choice(MEDICATION[lang]), "allergies": rng.choice(ALLERGY[lang]),
-            "history": rng.choice(HISTORY[lang]), "opening_message": case.question}
+    """What a simulated patient may tell (it answers only from this card): a CaseCard as a dict.
+    Its background (medicines, allergies, history, "don't know") is seeded by three draws of 0-2
+    from the set's stream: the draws the set has always made for a card, so the cases after this
+    one stay what they were (and so does every training row decontaminated against them)."""
+    seed = sum(rng.randrange(3) * 3 ** k for k in range(3))
+    return case_card_for(case.patient, seed=seed, opening=case.question).model_dump(mode="json")
 
 
 def _row(case_id: str, case: IntentCase, category: str, card: dict | None) -> dict:
+    truth = case_truth(case)
     return {"case_id": case_id, "language": case.lang,
             "messages": [{"role": "user", "content": case.question}], "category": category,
-            "reference": case.answer, "truth": case_truth(case), "case_card": card, "rubric": None}
+            "reference": case.answer, "truth": truth, "case_card": card,
+            "rubric": demo_rubric(truth, case.lang)}
 
 
 def build_eval_single_turn(n: int, rng: random.Random, lang: str) -> list[dict]:

@@ -7,9 +7,13 @@ last ``assistant`` block being the response graded), the rubric item (``[points]
 and the instructions. The renderer neutralises heading and role lines inside the inserted
 texts, so a response cannot open a fake section or a fake last turn here.
 
-A criterion is read by matching its text against the patterns of ``demo_criteria.yaml`` (the
-same table ``alignment.evaluation.demo_rubric`` writes criteria from), then checked on the
-response with the project's lexicon (no LLM). The reply is HealthBench's strict JSON in a
+A criterion is read by matching its text against the patterns of
+``data_recipes/synthetic/data/demo_criteria.yaml`` (the same table
+``data_recipes.synthetic.rubrics.demo_rubric`` writes criteria from), then checked on the
+response with the project's rules (``data_recipes.synthetic.clinical_rules``: the diagnosis a
+response commits to, asking; no LLM). Thin layers on those rules, as the criterion texts read:
+"recommends seeing D" is met when D is among the departments named, "lists several possible
+conditions" when it commits to two or more. The reply is HealthBench's strict JSON in a
 markdown fence: ``{"explanation": ..., "criteria_met": true|false}``. A criterion that matches
 no pattern, or names a condition or department the lexicon does not know, gets a refusal
 ("I'm sorry, I can't grade ..."), which a grader records as ``refused``, never as unmet.
@@ -20,52 +24,19 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from pathlib import Path
-from typing import Literal
 
-from pydantic import Field
-
+from data_recipes.synthetic.clinical_rules import asks_question, committed_conditions, diagnosis_outcome
 from data_recipes.synthetic.lexicon import world_lexicon
-from judges.server.patient import asks_question
+from data_recipes.synthetic.rubrics import DemoCriterion, demo_criteria
 from judges.server.prompt_parse import PromptNotUnderstood
-from medalign.config import StrictModel, load_config
 
 MODEL = "medalign-grader"
-CRITERIA_FILE = Path(__file__).resolve().parent / "demo_criteria.yaml"
 # section heading lines of the grader prompt, per language: conversation, rubric item, instructions
 HEADINGS = {"en": ("# Conversation", "# Rubric item", "# Instructions"),
             "zh": ("# 对话", "# 评分条目", "# 说明")}
 ROLES = ("user", "assistant", "system")
-Check = Literal["names_only_condition", "names_department", "asks_question", "mentions_any_phrase",
-                "names_only_other_conditions", "names_other_department", "names_several_conditions"]
 _ITEM = re.compile(r"^\s*\[(-?\d+(?:\.\d+)?)\]\s*(.+?)\s*$", re.DOTALL)
 _PLACEHOLDER = re.compile(r"\{(condition|department|red_flags|questions)\}")
-
-
-class DemoCriterion(StrictModel):
-    """One kind of demo criterion: its check, points, tags and text pattern per language."""
-
-    id: str                                            # stable name
-    check: Check                                       # what the grader tests on the response
-    points: float                                      # HealthBench points (negative: undesirable)
-    when: Literal["always", "missing_info", "complete"] = "always"  # which cases get it
-    tags: list[str] = Field(default_factory=list)      # HealthBench tags (level:..., axis:...)
-    en: str                                            # English pattern with {placeholders}
-    zh: str                                            # Chinese pattern
-
-
-class DemoCriteria(StrictModel):
-    """``demo_criteria.yaml``."""
-
-    version: int
-    quotes: dict[str, tuple[str, str]]                 # language -> (open, close) quote marks
-    joiners: dict[str, str]                            # language -> joins quoted phrases
-    criteria: list[DemoCriterion]
-
-
-@lru_cache(maxsize=1)
-def demo_criteria() -> DemoCriteria:
-    return load_config(CRITERIA_FILE, DemoCriteria)
 
 
 def _pattern(text: str, language: str) -> re.Pattern:
@@ -117,14 +88,14 @@ def check(spec: DemoCriterion, language: str, values: dict[str, str], response: 
     if len(target) > 1 or len(dept) > 1 or ("condition" in values and not target) \
             or ("department" in values and not dept):
         return "the criterion names a condition or department the world's lexicon does not know"
-    named, depts = lex.find_conditions(response), lex.find_departments(response)
+    named, depts = committed_conditions(response), lex.find_departments(response)
     seen = (f"The response names the conditions {named or 'none'} and the departments "
             f"{depts or 'none'}")
     c = spec.check
-    if c == "names_only_condition":
-        met = named == target
-    elif c == "names_only_other_conditions":
-        met = bool(named) and target[0] not in named
+    if c in ("names_only_condition", "names_only_other_conditions"):
+        outcome = diagnosis_outcome(response, target[0])
+        met = outcome == ("right" if c == "names_only_condition" else "wrong")
+        seen += f" (diagnosis {outcome})"
     elif c == "names_several_conditions":
         met = len(named) > 1
     elif c == "names_department":
@@ -132,7 +103,7 @@ def check(spec: DemoCriterion, language: str, values: dict[str, str], response: 
     elif c == "names_other_department":
         met = any(d != dept[0] for d in depts)
     elif c == "asks_question":
-        met = asks_question(response, language)
+        met = asks_question(response)
         seen = "The response " + ("asks" if met else "does not ask") + " the patient a question"
     else:                                  # mentions_any_phrase
         phrases = quoted(values.get("red_flags") or values.get("questions") or "", language)

@@ -5,8 +5,9 @@ system message as JSON after a marker line (``[Case card]`` / ``[病例卡]``); 
 follows from the patient's side (the doctor's turns are ``user`` messages, the patient's own
 turns ``assistant``). For the doctor's last message the patient:
 
-1. replies with :data:`END` when the message asks nothing (no ``?`` / ``？`` / ``请问``): the doctor
-   has finished, so the consultation ends;
+1. replies with :data:`END` when the message asks nothing (the project's rule,
+   ``data_recipes.synthetic.clinical_rules.asks_question``: a question sentence or an inquiry
+   phrase): the doctor has finished, so the consultation ends;
 2. otherwise answers each topic the message asks about, in a fixed order, from the card only
    (topic cues, phrasing and stop terms are data: ``patient_topics.yaml``): onset and duration,
    the withheld symptoms ("any other symptoms?" tells them all; a question sharing content words
@@ -17,9 +18,8 @@ It never names a condition: a part of an answer that would name one (by the proj
 is left out. Phrasing variants are drawn from a generator seeded with the request's ``seed``,
 the doctor's message and the turn, so the same request always gets the same answer.
 
-Card keys read here (the contract with ``alignment.evaluation.patient.CaseCard``'s patient
-view): ``language``, ``intro``, ``opening``, ``shown_symptoms``, ``withheld_symptoms``, ``onset``,
-``medication``, ``allergies``, ``history``, ``unknown_reply``.
+Card keys read here: the patient view of ``data_recipes.synthetic.case_cards.CaseCard``
+(:data:`CARD_KEYS`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from pathlib import Path
 
 from pydantic import Field
 
+from data_recipes.synthetic.case_cards import PATIENT_VIEW_KEYS
+from data_recipes.synthetic.clinical_rules import asks_question
 from data_recipes.synthetic.lexicon import world_lexicon
 from judges.server.prompt_parse import PromptNotUnderstood
 from judges.server.rubric import content_terms
@@ -41,8 +43,7 @@ END = "[[END]]"                          # the reply that ends a consultation (t
 CARD_MARKERS = ("[Case card]", "[病例卡]")
 TOPICS_FILE = Path(__file__).resolve().parent / "patient_topics.yaml"
 TOPIC_ORDER = ("onset", "other_symptoms", "medication", "allergies", "history", "age")
-CARD_KEYS = ("language", "intro", "opening", "shown_symptoms", "withheld_symptoms", "onset",
-             "medication", "allergies", "history", "unknown_reply")
+CARD_KEYS = PATIENT_VIEW_KEYS               # what read_card requires of the card in the prompt
 
 
 class PerLanguage(StrictModel):
@@ -66,7 +67,6 @@ class PatientTopics(StrictModel):
 
     version: int
     topics: dict[str, PerLanguage]        # topic -> cues (lower-case substrings)
-    question_cues: PerLanguage            # a message holding none of these asks nothing
     stop_terms: PerLanguage               # content terms that tie a question to no symptom
     phrasing: Phrasing
 
@@ -78,12 +78,6 @@ def topics() -> PatientTopics:
     if missing:
         raise ValueError(f"{TOPICS_FILE}: topics lacks {missing}")
     return spec
-
-
-def asks_question(text: str, language: str) -> bool:
-    """True when ``text`` asks the reader something (a question mark, or 请问 in Chinese)."""
-    cues = getattr(topics().question_cues, "zh" if language == "zh" else "en")
-    return any(c in text for c in cues)
 
 
 def read_card(messages: list[dict]) -> dict:
@@ -160,7 +154,7 @@ def answer(messages: list[dict], seed: int | None) -> str:
     if not isinstance(doctor, str):
         raise PromptNotUnderstood("no doctor message (a user turn) to answer")
     lang = "zh" if card["language"] == "zh" else "en"
-    if not asks_question(doctor, lang):
+    if not asks_question(doctor):
         return END
     turn = sum(1 for m in messages if m.get("role") == "user")
     rng = random.Random(f"{seed}|{turn}|{doctor}")

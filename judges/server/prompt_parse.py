@@ -1,7 +1,9 @@
 """Read a judge prompt back into its parts, as the local rubric server needs them.
 
-The server understands the three built-in templates (``judges/prompts/``) in zh and en, and any
-user template that uses the same section marker lines. Sections are delimited by whole-line
+The server understands the built-in templates (``judges/prompts/``) in zh and en, and any user
+template that uses the same section marker lines (``huatuo_referee_multiturn`` names its
+sections "first message" and "consultation A/B": they are read as the question and the two
+responses). Sections are delimited by whole-line
 markers such as ``[Response A]`` / ``[回答A]``; the renderer neutralises marker strings inside the
 inserted texts, so a candidate response cannot forge a section here. The kind of task is read
 from the answer format the prompt asks for.
@@ -21,6 +23,10 @@ MARKERS: dict[str, tuple[str, str]] = {
     "[Response]": ("single", "en"),
     "[End of responses]": ("end", "en"),
     "[End of response]": ("end", "en"),
+    "[Patient's first message]": ("question", "en"),
+    "[Consultation A]": ("a", "en"),
+    "[Consultation B]": ("b", "en"),
+    "[End of consultations]": ("end", "en"),
     "[对话历史]": ("history", "zh"),
     "[患者最后的问题]": ("question", "zh"),
     "[医生的标准答案]": ("reference", "zh"),
@@ -28,6 +34,10 @@ MARKERS: dict[str, tuple[str, str]] = {
     "[回答B]": ("b", "zh"),
     "[回答]": ("single", "zh"),
     "[回答结束]": ("end", "zh"),
+    "[患者的第一条消息]": ("question", "zh"),
+    "[问诊A]": ("a", "zh"),
+    "[问诊B]": ("b", "zh"),
+    "[问诊结束]": ("end", "zh"),
 }
 NO_REFERENCE = {"(no standard answer given)", "（无标准答案）", "(none)", "（无）"}
 

@@ -2,15 +2,17 @@
 
 Four criteria, each in [0, 1], weighted into a sum, gated by a fifth:
 
-* accuracy (0.45) against the standard answer: the condition(s) and department it names.
-  Committing to the reference's diagnosis scores 1 (a little less when the wording hedges);
-  listing it among alternatives scores partial; a different diagnosis, or none, scores low.
+* accuracy (0.45) against the standard answer: the condition(s) it commits to and the
+  department it names (the project's rules, ``data_recipes.synthetic.clinical_rules``: a
+  condition named inside a question commits to nothing). Partial credit on the rules' outcome:
+  committing to the reference's diagnosis scores 1 (0.15 less with a hedging phrase); listing
+  it among alternatives scores partial; a different diagnosis, or none, scores low.
   A reference that only asks questions points at the conditions whose typical follow-up
   questions it asks (scored a little more leniently). When the reference points at no
   condition or department, content-term overlap stands in.
 * doctor-likeness (0.20): when the standard answer asks the patient something (information was
-  missing), asking a relevant question scores 1, an unrelated question 0.5, none 0. When the
-  reference asks nothing, every response gets the same neutral 0.7.
+  missing; ``clinical_rules.asks_question``), asking a relevant question scores 1, an unrelated
+  question 0.5, none 0. When the reference asks nothing, every response gets the same neutral 0.7.
 * helpfulness (0.20): concrete advice (up to three items) and a red-flag warning.
 * conciseness (0.15): 1 inside a language-specific length band, falling off when far longer
   than needed or too short to be useful.
@@ -33,6 +35,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from data_recipes.synthetic.clinical_rules import (asks_question, committed_conditions, hedges,
+                                                   naming_outcome, split_questions)
+from data_recipes.synthetic.clinical_rules import sentences as rule_sentences
 from data_recipes.synthetic.lexicon import Lexicon, world_conditions, world_lexicon
 from judges.server.coherence import Coherence, coherence
 from judges.server.topic_consistency import topic_index
@@ -43,15 +48,6 @@ ACCURACY_GATE = 0.25     # the weighted sum is multiplied by ACCURACY_GATE + (1 
 LENGTH_BAND = {"zh": (40, 150), "en": (15, 90)}
 
 _SENTENCE = re.compile(r"[^。！？!?\.\n；;]+[。！？!?\.\n；;]?")
-_CLAUSE = re.compile(r"[^。！？!?\.\n]+[。！？!?\.\n]?")   # questions are clauses ending in ?
-# wording that declines to commit ("可能性大" / "most likely" are commitments, not hedges)
-_HEDGE = {
-    "zh": ("可能是", "也可能", "都有可能", "也许", "不排除", "无法确诊", "不能确定", "难以判断",
-           "不好说", "才能判断", "才能区分", "才能确定", "原因有很多"),
-    "en": ("may be", "might be", "possibly", "could be", "cannot diagnose", "not sure",
-           "hard to say", "can't be sure", "cannot give you a definite", "many things can cause",
-           "common possibilities", "tell them apart"),
-}
 _ADVICE = {
     "zh": ("建议", "注意", "避免", "保持", "多喝水", "休息", "少吃", "戒烟", "戒酒", "复查", "检查",
            "服用", "规律", "不要", "尽量"),
@@ -72,9 +68,11 @@ will may might what how when which who about there their they them he she his he
 class Features:
     """What the rubric reads from one text."""
 
-    conditions: tuple[str, ...]
+    conditions: tuple[str, ...]           # every condition named (coherence, advice)
+    committed: tuple[str, ...]            # the conditions it commits to (clinical_rules)
     departments: tuple[str, ...]
-    questions: tuple[str, ...]
+    asks: bool                            # clinical_rules.asks_question
+    questions: tuple[str, ...]            # its question sentences (all sentences when it asks by phrase)
     advice_items: int
     red_flag: bool
     hedged: bool
@@ -120,12 +118,14 @@ def features(text: str, lang: str) -> Features:
     cue_sentences = sum(1 for s in sentences if any(map(s.__contains__, cues)))
     advice = max(cue_sentences, sum(map(holds, advice_phrases)))
     red_flag = any(map(holds, _URGENT[lang])) or any(map(holds, phrases["flags"]))
-    questions = tuple(q.strip() for q in _CLAUSE.findall(text)
-                      if q.rstrip().endswith(("？", "?")) and len(q.strip()) > 1)
+    asks = asks_question(text)
+    questions = tuple(q.strip() for q in split_questions(text)[1] if len(q.strip()) > 1)
+    if asks and not questions:               # asks with an inquiry phrase ("请告诉我...")
+        questions = tuple(q.strip() for q in rule_sentences(text) if len(q.strip()) > 1)
     return Features(
-        conditions=conds, departments=tuple(lex.find_departments(text)), questions=questions,
-        advice_items=advice, red_flag=red_flag,
-        hedged=any(map(holds, _HEDGE[lang])), length=text_length(text, lang))
+        conditions=conds, committed=tuple(committed_conditions(text)),
+        departments=tuple(lex.find_departments(text)), asks=asks, questions=questions,
+        advice_items=advice, red_flag=red_flag, hedged=hedges(text), length=text_length(text, lang))
 
 
 def content_terms(text: str, lang: str) -> set[str]:
@@ -154,15 +154,16 @@ def probed_conditions(questions: tuple[str, ...], lang: str) -> frozenset[str]:
 
 
 def _diagnosis(resp: Features, target: set[str], named: bool) -> float:
-    """Commit to the target diagnosis: high; list it among others: partial; else low."""
-    hit = target & set(resp.conditions)
-    others = len(set(resp.conditions) - target)
-    if hit and not others:
-        top = 1.0 if named else 0.9
-        return top - 0.15 if resp.hedged else top
-    if hit:
-        return max(0.3, 0.55 - 0.1 * (others - 1))
-    if resp.conditions:
+    """Partial credit on the rules' outcome (``clinical_rules.naming_outcome``): commit to the
+    target diagnosis: high (less with a hedging phrase); list it among others: partial; else low."""
+    outcome = naming_outcome(list(resp.committed), target, resp.hedged)
+    others = len(set(resp.committed) - target)
+    top = 1.0 if named else 0.9
+    if outcome == "right":
+        return top
+    if outcome == "hedged":
+        return top - 0.15 if not others else max(0.3, 0.55 - 0.1 * (others - 1))
+    if outcome == "wrong":
         return 0.1
     return 0.2 if named else 0.35      # the doctor named none either: naming none is less wrong
 
@@ -171,8 +172,8 @@ def accuracy(resp: Features, ref: Features, resp_text: str, ref_text: str, lang:
              lex: Lexicon) -> float:
     """Agreement with the standard answer's diagnosis (named, or probed by its questions) and
     department; content-term overlap when the reference points at neither."""
-    named = bool(ref.conditions)
-    target = set(ref.conditions) if named else set(probed_conditions(ref.questions, lang))
+    named = bool(ref.committed)
+    target = set(ref.committed) if named else set(probed_conditions(ref.questions, lang))
     ref_depts = set(ref.departments) | {lex.condition_department[c] for c in target
                                         if c in lex.condition_department}
     if not target and not ref_depts:
@@ -192,13 +193,13 @@ def accuracy(resp: Features, ref: Features, resp_text: str, ref_text: str, lang:
 
 def doctor_likeness(resp: Features, ref: Features, lang: str) -> float:
     """Asks a relevant question when the doctor did: 1; an unrelated one: 0.5; none: 0."""
-    if not ref.questions:
+    if not ref.asks:
         return 0.7
-    if not resp.questions:
+    if not resp.asks:
         return 0.0
     wanted = [content_terms(q, lang) for q in ref.questions]
     world = world_conditions()
-    for key in set(ref.conditions) | probed_conditions(ref.questions, lang):
+    for key in set(ref.committed) | probed_conditions(ref.questions, lang):
         if key in world:
             wanted += [content_terms(q, lang) for q in world[key].follow_up_questions.get(lang, ())]
     wanted = [w for w in wanted if w]

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from alignment.evaluation.healthbench import (GRADES, TRANSCRIPT, RubricItem, demo_rubric,
-                                              example_from_case, example_score, grade,
-                                              read_healthbench)
+from alignment.evaluation.cases import case_from_row
+from alignment.evaluation.healthbench import (GRADES, TRANSCRIPT, RubricItem, example_from_case,
+                                              example_score, grade, read_healthbench)
 from alignment.evaluation.healthbench_grader import (grader_messages, load_grader_template,
                                                      parse_grader_reply)
+from data_recipes.synthetic.rubrics import demo_rubric
 from data_recipes.synthetic.world import CONDITIONS, CONDITIONS_BY_KEY, department_of
 from judges.config import JudgeConfig, RetryConfig
 from judges.server.criteria import HEADINGS, read_criterion
@@ -155,9 +156,9 @@ def test_the_demo_rubric_graded_by_the_local_server(tmp_path, language):
             cases.append(({"case_id": f"{kind}-{missing}", "language": language,
                            "messages": [{"role": "user", "content": "?"}], "truth": truth,
                            "category": "neurology", "rubric": demo_rubric(truth, language)}, text))
-    report = grade([example_from_case(c) for c, _ in cases], [t for _, t in cases], GRADER, tmp_path,
-                   n_resamples=50)
-    scores = {g["prompt_id"]: g["score"] for g in report["graded"]}
+    report = grade([example_from_case(case_from_row(c)) for c, _ in cases], [t for _, t in cases], GRADER,
+                   tmp_path, n_resamples=50)
+    scores = {g["prompt_id"].removeprefix("cases/"): g["score"] for g in report["graded"]}
     assert report["scored"] == 8
     # missing information: +5 diagnosis, +3 department, +4 asks, +2 red flag (14 possible)
     assert scores["perfect-True"] == 1.0 and scores["asks-True"] == pytest.approx(4 / 14)
@@ -178,9 +179,9 @@ def test_every_demo_criterion_is_read_back_by_the_local_grader():
                     assert read[0].points == item["points"] and read[1] == language
     with pytest.raises(ValueError, match="not a condition of the synthetic world"):
         demo_rubric({"condition": None}, "en")
-    with pytest.raises(UserError, match="^eval case k1: rubrics: expected a non-empty list"):
-        example_from_case({"case_id": "k1", "messages": [{"role": "user", "content": "?"}],
-                           "rubric": None, "truth": None})
+    with pytest.raises(UserError, match="^eval case cases/k1: rubrics: expected a non-empty list"):
+        example_from_case(case_from_row({"case_id": "k1", "messages": [{"role": "user", "content": "?"}],
+                                         "rubric": None, "truth": None}))
 
 
 def test_the_fixture_is_real_healthbench_json():

@@ -4,16 +4,18 @@ statuses, transcripts."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
 import pytest
 
+from alignment.evaluation.cases import case_from_row
 from alignment.evaluation.conversation_scores import conversation_metrics, conversation_scores
-from alignment.evaluation.patient import (CONVERSATIONS, TRANSCRIPT, CaseCard, case_card_for,
-                                          load_patient_template, patient_background,
-                                          patient_messages, read_conversations, run_conversations)
+from alignment.evaluation.patient import (CONVERSATIONS, TRANSCRIPT, load_patient_template, patient_messages,
+                                          read_conversations, run_conversations)
 from data_recipes.synthetic.answers import draw_case, patient_message, wrong_condition
+from data_recipes.synthetic.case_cards import CaseCard, case_card_for, patient_background
 from data_recipes.synthetic.lexicon import world_lexicon
 from data_recipes.synthetic.world import CONDITIONS_BY_KEY, department_of
 from judges.audit import summarize
@@ -27,22 +29,27 @@ PLAN = [("migraine", "en", True), ("chronic_gastritis", "zh", True), ("asthma", 
         ("acute_cystitis", "zh", False)]
 
 
-def world_cases(plan=PLAN) -> list[dict]:
-    cases = []
+def world_rows(plan=PLAN) -> list[dict]:
+    """Eval-set rows (JSON columns as strings, as in the Parquet files)."""
+    rows = []
     for i, (key, lang, missing) in enumerate(plan):
         pc = draw_case(key, lang, random.Random(i), complete=not missing)
         card = case_card_for(pc, seed=0)
         cond = CONDITIONS_BY_KEY[key]
-        cases.append({"case_id": f"c{i}", "eval_set": "multiturn_demo", "language": lang,
-                      "messages": [{"role": "user", "content": card.opening}], "category": cond.department,
-                      "reference": None, "truth": json.dumps({"condition": key, "department": cond.department,
-                                                              "missing_info": missing}),
-                      "case_card": card.model_dump_json(), "rubric": None})
-    return cases
+        rows.append({"case_id": f"c{i}", "eval_set": "multiturn_demo", "language": lang,
+                     "messages": [{"role": "user", "content": card.opening}], "category": cond.department,
+                     "reference": None, "truth": json.dumps({"condition": key, "department": cond.department,
+                                                             "missing_info": missing}),
+                     "case_card": card.model_dump_json(), "rubric": None})
+    return rows
 
 
-def _condition_of(cases: list[dict]):
-    by_opening = {c["messages"][0]["content"]: json.loads(c["truth"])["condition"] for c in cases}
+def world_cases(plan=PLAN):
+    return [case_from_row(r) for r in world_rows(plan)]
+
+
+def _condition_of(cases):
+    by_opening = {c.messages[0]["content"]: c.truth.condition for c in cases}
     return lambda messages: CONDITIONS_BY_KEY[by_opening[messages[0]["content"]]]
 
 
@@ -111,7 +118,7 @@ def test_a_doctor_who_asks_then_diagnoses_right(tmp_path):
     assert [c.status for c in convs] == ["diagnosed"] * 4
     assert [c.doctor_turns for c in convs] == [2] * 4
     for conv, case in zip(convs, cases):
-        card = CaseCard.model_validate_json(case["case_card"])
+        card = case.case_card
         answer = conv.turns[1]["content"]
         assert conv.turns[1]["role"] == "user" and card.withheld_symptoms[0] in answer
         assert card.onset in answer and not world_lexicon().find_conditions(answer)
@@ -122,7 +129,8 @@ def test_a_doctor_who_asks_then_diagnoses_right(tmp_path):
     assert m["diagnosis_accuracy"]["value"] == 1.0 and m["diagnosis_accuracy"]["n"] == 4
     assert m["asked_when_missing"] == {"value": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": 2}
     assert m["needless_asking"]["value"] == 1.0 and m["needless_asking"]["n"] == 2
-    assert m["mean_turns"]["value"] == 2.0 and m["hedged_rate"]["value"] == 0.0
+    assert m["mean_turns"]["value"] == 2.0 and m["diagnosis_hedged"]["value"] == 0.0
+    assert m["diagnosis_outcomes"] == {"right": 4}
     # transcripts: one ok row per patient call, an intact chain; conversations on disk
     assert verify_transcript(tmp_path / TRANSCRIPT).ok
     rows = [json.loads(line) for line in (tmp_path / TRANSCRIPT).read_text().splitlines()]
@@ -158,7 +166,7 @@ def test_hedging_silence_and_endless_questions_end_as_they_should(tmp_path):
         out = []
         for i, messages in enumerate(batch):
             c = cond(messages)
-            case_no = [k["messages"][0]["content"] for k in cases].index(messages[0]["content"])
+            case_no = [k.messages[0]["content"] for k in cases].index(messages[0]["content"])
             if case_no == 0:                    # hedges between two conditions
                 other = CONDITIONS_BY_KEY[c.differentials[0]]
                 out.append(f"It could be {c.name['en']} or {other.name['en']}.")
@@ -171,7 +179,7 @@ def test_hedging_silence_and_endless_questions_end_as_they_should(tmp_path):
     convs = run_conversations(cases, doctor, PATIENT, max_turns=3, store_dir=tmp_path, seed=0)
     assert [c.status for c in convs] == ["diagnosed", "ended_by_patient", "max_turns", "max_turns"]
     assert len(convs[0].diagnosis) == 2 and [c.doctor_turns for c in convs] == [1, 1, 3, 3]
-    card = CaseCard.model_validate_json(cases[2]["case_card"])
+    card = cases[2].case_card
     assert convs[2].turns[1]["content"] in (f"{card.allergies} {card.unknown_reply}", card.allergies)
     rows = conversation_scores(convs, cases)
     assert rows[0]["hedged"] and not rows[0]["correct"]
@@ -203,8 +211,8 @@ def test_real_cases_end_by_the_patient_and_no_secret_reaches_the_transcript(tmp_
     monkeypatch.setenv("MEDALIGN_TEST_PATIENT_KEY", key)
     cfg = PATIENT.model_copy(update={"api_key_env": "MEDALIGN_TEST_PATIENT_KEY"})
     cases = world_cases()[:1]
-    real = {**cases[0], "case_id": "real", "truth": None}    # no ground truth: no lexicon ending
-    nocard = {**cases[0], "case_id": "nocard", "case_card": None}
+    real = dataclasses.replace(cases[0], case_id="real", truth=None)   # no ground truth: no diagnosis ending
+    nocard = dataclasses.replace(cases[0], case_id="nocard", case_card=None)
 
     def doctor(batch):
         return [f"Your key is {key}. How long has it been?" if len(m) == 1
@@ -236,15 +244,14 @@ def test_a_tiny_checkpoint_plays_the_doctor(tmp_path, tiny_sft_model_dir):
     assert m["scored"] == 4 and 0.0 <= m["diagnosis_accuracy"]["value"] <= 1.0
 
 
-def test_a_bad_case_card_is_one_line_naming_the_case_and_field(tmp_path):
-    from medalign.errors import UserError
+def test_a_bad_case_card_is_one_line_naming_the_case_and_field():
+    from medalign.config import ConfigError
 
-    case = world_cases()[0]
-    card = json.loads(case["case_card"])
+    row = world_rows()[0]
+    card = json.loads(row["case_card"])
     del card["opening"]
-    with pytest.raises(UserError, match=r"^eval case c0: case_card.opening: Field required$"):
-        run_conversations([{**case, "case_card": json.dumps(card)}], lambda b: ["?"] * len(b),
-                          PATIENT, max_turns=2, store_dir=tmp_path, seed=0)
-    with pytest.raises(UserError, match="messages: expected a chat ending"):
-        run_conversations([{**case, "messages": []}], lambda b: ["?"] * len(b), PATIENT,
-                          max_turns=2, store_dir=tmp_path, seed=0)
+    with pytest.raises(ConfigError) as e:
+        case_from_row({**row, "case_card": json.dumps(card)}, "eval case c0")
+    assert e.value.problems == ["eval case c0: case_card.opening: Field required"]
+    with pytest.raises(ConfigError, match="eval case c0: messages: must end with a user turn"):
+        case_from_row({**row, "messages": []}, "eval case c0")

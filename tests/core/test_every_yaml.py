@@ -49,13 +49,16 @@ def _validate_capacity_table(path: Path) -> None:
 
 
 def _validate_world_table(path: Path) -> None:
-    from data_recipes.synthetic import doctors, tables
+    from data_recipes.synthetic import case_cards, clinical_rules, doctors, rubrics, tables
 
     model = {tables.DEPARTMENTS_FILE: tables.DepartmentsFile,
              tables.COMMON_DEPARTMENTS_FILE: tables.CommonDepartmentsFile,
              tables.OUTBREAK_FILE: tables.OutbreakFile,
              doctors.DOCTORS_FILE: doctors.DoctorsFile,
-             tables.INTENTS_FILE: tables.IntentsFile}.get(path.name)
+             tables.INTENTS_FILE: tables.IntentsFile,
+             clinical_rules.PHRASES_FILE.name: clinical_rules.ClinicalPhrases,
+             case_cards.BACKGROUND_FILE.name: case_cards.PatientBackground,
+             rubrics.CRITERIA_FILE.name: rubrics.DemoCriteria}.get(path.name)
     if model is None:
         assert path.match(tables.CONDITION_FILES), f"{path}: not a table tables.py loads"
         model = tables.ConditionsFile
@@ -77,24 +80,20 @@ def _validate_injection_patterns(path: Path) -> None:
 
 
 def _validate_server_table(path: Path) -> None:
-    from judges.server.criteria import DemoCriteria
     from judges.server.patient import PatientTopics
     from medalign.config import load_config
 
-    schemas = {"patient_topics.yaml": PatientTopics, "demo_criteria.yaml": DemoCriteria}
+    schemas = {"patient_topics.yaml": PatientTopics}
     assert path.name in schemas, f"{path}: not a table judges/server loads"
     load_config(path, schemas[path.name])
 
 
 def _validate_evaluation_file(path: Path) -> None:
     from alignment.evaluation.healthbench_grader import GraderTemplate
-    from alignment.evaluation.patient import PatientBackground, PatientTemplate
+    from alignment.evaluation.patient import PatientTemplate
     from medalign.config import load_config
 
-    from alignment.evaluation.clinical import ClinicalPhrases
-
-    schemas = {"patient.yaml": PatientTemplate, "healthbench_grader.yaml": GraderTemplate,
-               "patient_background.yaml": PatientBackground, "clinical_phrases.yaml": ClinicalPhrases}
+    schemas = {"patient.yaml": PatientTemplate, "healthbench_grader.yaml": GraderTemplate}
     assert path.name in schemas, f"{path}: not a file alignment/evaluation loads"
     load_config(path, schemas[path.name])
 
@@ -128,7 +127,6 @@ VALIDATORS = {
     "alignment/capacity": _validate_capacity_table,
     "judges/server": _validate_server_table,
     "alignment/evaluation/prompts": _validate_evaluation_file,
-    "alignment/evaluation/data": _validate_evaluation_file,
     "alignment/bias/scales": _validate_scale,
     "alignment/bias": _validate_answer_cues,          # alignment/bias/answer_cues.yaml
     "data_recipes/transforms": _validate_pii_places,     # pii_places.yaml

@@ -17,13 +17,12 @@ from data_recipes.build import build
 from data_recipes.eval_cases import EvalCase
 from data_recipes.recipe_load import load_recipe
 from data_recipes.synthetic import corpus_records
+from data_recipes.synthetic.case_cards import CaseCard
 from data_recipes.synthetic.eval_sets import build_eval_multi_turn, build_eval_single_turn
 from data_recipes.synthetic.world import DEPARTMENTS
 from medalign.config import ConfigError
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
-CARD_KEYS = {"condition", "language", "age_sex", "shown_symptoms", "withheld_symptoms", "onset", "medication",
-             "allergies", "history", "opening_message"}
 
 
 def test_single_turn_set_is_ten_intents_by_ten_with_the_checks_that_apply():
@@ -37,6 +36,13 @@ def test_single_turn_set_is_ten_intents_by_ten_with_the_checks_that_apply():
     assert {tuple(t["expects"]) for t in diagnosis if t["missing_info"]} == {("asking",)}
     assert all(c.messages[-1].role == "user" and c.reference for c in cases)
     assert len({c.case_id for c in cases}) == 100
+    # every case carries the demo rubric of the checks it expects (HealthBench format)
+    for c in cases:
+        points = {r.points for r in c.rubric}
+        expects = set(c.truth.expects)
+        assert (5 in points) == ("diagnosis" in expects) and (3 in points) == ("department" in expects)
+        assert (2 in points) == ("red_flags" in expects) and (4 in points) == ("asking" in expects and c.truth.missing_info)
+        assert any(p > 0 for p in points) and c.case_card is None
 
 
 def test_multi_turn_set_is_twenty_departments_by_five_with_case_cards():
@@ -46,11 +52,13 @@ def test_multi_turn_set_is_twenty_departments_by_five_with_case_cards():
     missing = sum(r["truth"]["missing_info"] for r in rows)
     assert 30 <= missing <= 85                                          # a share of them lack key information
     for r in rows:
-        card, truth = r["case_card"], r["truth"]
-        assert set(card) == CARD_KEYS and card["opening_message"] == r["messages"][0]["content"]
-        assert card["withheld_symptoms"] and not set(card["withheld_symptoms"]) & set(card["shown_symptoms"])
+        card, truth = CaseCard.model_validate(r["case_card"]), r["truth"]      # the patient's schema
+        assert card.opening == r["messages"][0]["content"] and card.condition == truth["condition"]
+        assert card.withheld_symptoms and not set(card.withheld_symptoms) & set(card.shown_symptoms)
+        assert card.onset_told == (not truth["missing_info"])
         assert truth["missing_items"] == (["onset", "withheld_symptoms"] if truth["missing_info"] else [])
         assert truth["condition_names"] and truth["department_names"] and truth["red_flags"]
+        assert r["rubric"] and EvalCase.model_validate(r).case_card == card
 
 
 def test_training_qa_asks_the_same_kinds_of_questions():

@@ -45,6 +45,9 @@ SMALL = [
 ]
 CLINICAL_KEYS = [f"clinical_{m}_{who}" for m in ("diagnosis_accuracy", "department_accuracy", "asks_when_missing")
                  for who in ("policy", "baseline")]
+# the quickstart's eval stage plays the multi-turn set with the simulated patient and grades every rubric
+MULTITURN_RUBRIC_KEYS = [f"{m}_{who}" for m in ("multiturn_diagnosis_accuracy", "multiturn_asked_when_missing",
+                                                "rubric_score") for who in ("policy", "baseline")]
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,9 @@ def test_every_stage_runs_and_the_report_has_the_headline(small_run):
     for key in CLINICAL_KEYS:                                          # issue 10: ground truth, no LLM
         assert 0.0 <= head[key] <= 1.0, f"{key} missing or out of [0, 1]: {head}"
     assert head["clinical_eval_sets"] == ["synthetic_multi_turn", "synthetic_single_turn"]
+    for key in MULTITURN_RUBRIC_KEYS:                                  # issue 10 §4, §5
+        assert 0.0 <= head[key] <= 1.0, f"{key} missing or out of [0, 1]: {head}"
+    assert head["multiturn_referee_performance_ratio"] > 0
     assert head["referee_performance_ratio"] > 0 and len(head["referee_by_category"]["synthetic_single_turn"]) == 10
     assert 0.0 <= head["win_rate_ci95_low"] <= head["win_rate_vs_baseline"] <= head["win_rate_ci95_high"] <= 1.0
     assert 0.0 <= head["rm_heldout_accuracy"] <= 1.0

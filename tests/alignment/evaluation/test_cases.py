@@ -35,6 +35,12 @@ def test_a_valid_set_loads_with_its_truth(tmp_path):
     ({"truth": "{not json"}, "row 1 (case 'c2'): truth: not JSON"),
     ({"messages": [{"role": "assistant", "content": "hi"}]}, "row 1 (case 'c2'): messages: must end with a user turn"),
     ({"case_id": "c1"}, "row 1: duplicate case_id 'c1'"),
+    ({"case_card": json.dumps({"language": "en", "opening": "Headache?"})},
+     "row 1 (case 'c2'): case_card.unknown_reply: Field required"),
+    ({"case_card": json.dumps({"condition": "偏头痛", "opening_message": "Headache?"})},
+     "row 1 (case 'c2'): case_card: the placeholder schema of an older medalign (opening_message): rebuild"),
+    ({"rubric": json.dumps([{"criterion": "Names migraine.", "points": "five"}])},
+     "row 1 (case 'c2'): rubric.points: Input should be a valid number"),
 ])
 def test_a_bad_row_fails_with_one_line(tmp_path, change, message):
     _write(tmp_path / "mine.parquet", [ROW, {**ROW, "case_id": "c2", **change}])

@@ -126,3 +126,49 @@ def test_the_sets_references_pass_every_check_and_distilled_answers_never_commit
     distilled = [check_response(compose_answer(r["truth"]["condition"], lang, "distilled", rng), Truth(**r["truth"]))
                  for r in expecting]
     assert {c.diagnosis for c in distilled} <= {"hedged", "none"} and any(c.diagnosis == "hedged" for c in distilled)
+
+
+DOCTOR_TEXTS = ["头痛是一侧还是两侧？", "头痛的时候恶心吗", "请问发作时有没有恶心", "Can you tell me when it started.",
+                "考虑偏头痛，建议神经内科就诊。", "可能是偏头痛，也可能是紧张型头痛。会吐吗？", "Likely migraine; see neurology.",
+                "It might be migraine or tension-type headache.", "会是偏头痛吗？", "多喝水，注意休息。"]
+
+
+@pytest.mark.parametrize("text", DOCTOR_TEXTS)
+def test_every_caller_applies_the_same_rules(text):
+    """One rule per idea: the clinical metrics, the local patient, the rubric grader, the rubric
+    judge, the asks_question reward, the transfer job's diagnosis and the policy's routing agree
+    with data_recipes.synthetic.clinical_rules on the same text."""
+    import random
+
+    from alignment.evaluation.patient import load_patient_template, patient_messages
+    from alignment.metrics.diagnosis import ConditionMatcher
+    from alignment.rl.reward_fn import asks_a_question
+    from alignment.routing.policy import routed_department
+    from data_recipes.synthetic.answers import draw_case
+    from data_recipes.synthetic.case_cards import case_card_for
+    from data_recipes.synthetic.clinical_rules import asks_question, department_outcome, diagnosis_outcome
+    from data_recipes.synthetic.lexicon import world_lexicon
+    from data_recipes.synthetic.rubrics import demo_rubric
+    from judges.server import criteria, patient
+    from judges.server.rubric import features
+
+    asks = asks_question(text)
+    check = check_response(text, COMPLETE)
+    assert check.asked is asks and check.diagnosis == diagnosis_outcome(text, "migraine", MIGRAINE["condition_names"])
+    assert check.department == department_outcome(text, "neurology")
+    card = case_card_for(draw_case("migraine", "zh", random.Random(0)), seed=0)
+    reply = patient.answer(patient_messages(load_patient_template(), card, [{"role": "assistant", "content": text}]), 0)
+    assert (reply != patient.END) is asks
+    assert bool(asks_a_question([[]], [text])[0]) is asks
+    lang = "en" if text.isascii() else "zh"
+    assert features(text, lang).asks is asks
+    graded = {}
+    for item in demo_rubric({"condition": "migraine", "missing_info": True}, lang):
+        spec, language, values = criteria.read_criterion(item["criterion"])
+        graded[spec.id] = criteria.check(spec, language, values, text)[0]
+    assert graded["asks_missing_information"] is asks
+    assert graded["right_diagnosis"] is (diagnosis_outcome(text, "migraine") == "right")
+    assert graded["wrong_diagnosis"] is (diagnosis_outcome(text, "migraine") == "wrong")
+    matcher = ConditionMatcher(world_lexicon().conditions, frozenset({"migraine"}))
+    assert matcher.outcome(text, "migraine") == diagnosis_outcome(text, "migraine")
+    assert routed_department(text, "神经内科")["correct"] is (department_outcome(text, "neurology") == "right")
