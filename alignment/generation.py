@@ -93,14 +93,17 @@ def _response_mask(response_ids, eos_id: int):
 
 def generate_tokens(model, tokenizer, prompts: list[list[dict]], spec: SamplingSpec, k: int = 1,
                     seed: int = 0) -> TokenBatch:
-    """Sample ``k`` responses per prompt in ONE generate call (rows i*k .. i*k+k-1 are prompt i)."""
+    """Sample ``k`` responses per prompt in ONE generate call (rows i*k .. i*k+k-1 are prompt i).
+
+    Greedy decoding (``temperature == 0``) has one answer per prompt: it is generated once and
+    repeated ``k`` times (transformers refuses ``num_return_sequences > 1`` without sampling)."""
     import torch
 
     input_ids, mask = encode_prompts(tokenizer, prompts, spec.max_prompt_tokens)
     input_ids, mask = input_ids.to(model.device), mask.to(model.device)
     eos_id = tokenizer.eos_token_id
     greedy = spec.temperature == 0
-    kwargs = dict(do_sample=not greedy, max_new_tokens=spec.max_new_tokens, num_return_sequences=k,
+    kwargs = dict(do_sample=not greedy, max_new_tokens=spec.max_new_tokens, num_return_sequences=1 if greedy else k,
                   eos_token_id=eos_id, pad_token_id=tokenizer.pad_token_id, use_cache=True)
     if not greedy:
         kwargs.update(temperature=spec.temperature, top_p=spec.top_p, top_k=spec.top_k)
@@ -111,6 +114,8 @@ def generate_tokens(model, tokenizer, prompts: list[list[dict]], spec: SamplingS
         torch.manual_seed(seed)
         out = model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
     model.train(was_training)
+    if greedy and k > 1:
+        out = out.repeat_interleave(k, dim=0)
     width = input_ids.shape[1]
     response = out[:, width:]
     response_mask, finished = _response_mask(response, eos_id)

@@ -71,3 +71,13 @@ def test_token_batch_shapes(sft_model, tiny_chat_dataset):
     assert batch.prompt_ids.shape[0] == batch.response_ids.shape[0] == 6
     assert batch.response_ids.shape[1] <= 8
     assert (batch.response_ids[batch.response_mask == 0] == tok.pad_token_id).all()
+
+
+def test_greedy_decoding_with_k_samples_gives_k_copies_of_the_one_answer(sft_model):
+    """transformers refuses num_return_sequences > 1 without sampling: greedy runs once, repeated."""
+    model, tok = sft_model
+    prompts = [[{"role": "user", "content": "头痛三天"}], [{"role": "user", "content": "I have a cough."}]]
+    spec = SamplingSpec(temperature=0, max_new_tokens=8)
+    three = generate_responses(model, tok, prompts, spec, k=3, seed=0)
+    one = generate_responses(model, tok, prompts, spec, k=1, seed=0)
+    assert [[g.text for g in row] for row in three] == [[row[0].text] * 3 for row in one]
