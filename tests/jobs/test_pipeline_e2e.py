@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 SMALL = [
     "stages.data.config.synthetic.n_consultations=200",
-    "stages.data.config.overrides=[outputs.sft.total=600]",
+    "stages.data.config.overrides=[outputs.sft.total=500]",   # the recipe's mix on 200 consultations
     "stages.sft.config.max_train_examples=240",
     "stages.sft.config.optim.epochs=1",
     "stages.sft.config.max_eval_examples=32",
