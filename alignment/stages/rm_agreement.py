@@ -162,6 +162,7 @@ def run(cfg: RMAgreementStageConfig, inputs: dict[str, str], out: Path, ctx: Sta
     from alignment.metrics.rank_agreement import agreement_table
 
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     seed = ctx.seed if cfg.seed is None else cfg.seed
     models: dict[str, str] = {}
     for name in (n for n in RM_INPUTS if inputs.get(n)):
