@@ -292,7 +292,9 @@ def write_pair_lineage(out: Path, data: dict) -> None:
 
 def heldout_metrics(model, tokenizer, pairs: list[dict], batch_size: int, max_length: int,
                     progress: bool = False) -> dict:
-    """Held-out pairwise accuracy, accuracy by judge-margin bucket, mean reward gap."""
+    """Held-out pairwise accuracy (ties count half) with its 95% bootstrap interval over pairs,
+    accuracy by judge-margin bucket, mean reward gap."""
+    from alignment.metrics.stats import mean_with_ci
     from alignment.reward_scoring import accuracy_by_margin, pairwise_accuracy, score_responses
 
     if not pairs:
@@ -301,7 +303,10 @@ def heldout_metrics(model, tokenizer, pairs: list[dict], batch_size: int, max_le
     chosen = score_responses(model, tokenizer, prompts, [p["chosen"] for p in pairs], batch_size, max_length, progress)
     rejected = score_responses(model, tokenizer, prompts, [p["rejected"] for p in pairs], batch_size, max_length,
                                progress)
+    outcomes = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected)]
+    ci = mean_with_ci(outcomes, seed=0)
     return {"heldout_pairs": len(pairs), "heldout_accuracy": pairwise_accuracy(chosen, rejected),
+            "heldout_accuracy_ci": [ci["ci_low"], ci["ci_high"]],
             "accuracy_by_margin": accuracy_by_margin(chosen, rejected, [p["margin"] for p in pairs]),
             "heldout_reward_gap": sum(c - r for c, r in zip(chosen, rejected)) / len(pairs)}
 

@@ -78,7 +78,7 @@ def rm_label(ref: str, input_name: str) -> str:
 
 def rung_accuracy(tuples: list[dict], scores: list[list[float]], n_bootstrap: int, seed: int) -> dict:
     """Pairwise accuracy of ``scores`` on ranked ``tuples``, per pair of rank levels (a rung,
-    named by the responses' sources when known: ``doctor>gpt-4``), with a 95% interval over tuples;
+    named by the responses' sources when known: ``doctor>gpt-4``; ties count half), with a 95% interval;
     plus ``adjacent`` (every adjacent pair) and ``best_worst`` (best against worst)."""
     from alignment.metrics.stats import mean_with_ci
 
@@ -93,7 +93,7 @@ def rung_accuracy(tuples: list[dict], scores: list[list[float]], n_bootstrap: in
                     for j, rj in enumerate(t["ranks"]):
                         if ri == better and rj == worse:
                             for kind in kinds:
-                                outcomes.setdefault(kind, []).append(float(s[i] > s[j]))
+                                outcomes.setdefault(kind, []).append(1.0 if s[i] > s[j] else 0.5 if s[i] == s[j] else 0.0)
     return {kind: mean_with_ci(v, n_bootstrap, seed=seed) for kind, v in outcomes.items()}
 
 

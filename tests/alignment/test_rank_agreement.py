@@ -106,6 +106,8 @@ def test_rung_accuracy_names_rungs_by_source():
     assert acc["best_worst"]["value"] == 1.0 and acc["best_worst"]["n"] == 2
     unnamed = rung_accuracy([{"ranks": [0, 1]}], [[0.0, 1.0]], n_bootstrap=200, seed=0)
     assert unnamed["rank0>rank1"]["value"] == 0.0
+    tied = rung_accuracy([{"ranks": [0, 1]}], [[1.0, 1.0]], n_bootstrap=200, seed=0)
+    assert tied["rank0>rank1"]["value"] == 0.5                     # a tie counts half, as in training
 
 
 def test_training_curves_from_a_log_history():
