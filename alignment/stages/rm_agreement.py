@@ -194,13 +194,18 @@ def run(cfg: RMAgreementStageConfig, inputs: dict[str, str], out: Path, ctx: Sta
 
 
 def agreement_metrics(report: dict) -> dict:
-    """The stage's metrics: per RM ``[value, ci_low, ci_high]`` of each agreement figure and its
+    """The stage's metrics: ``spearman`` and ``selection_gain`` (one value per RM, in the order of
+    ``reward_models``); per RM ``[value, ci_low, ci_high]`` of each agreement figure and its
     held-out accuracy per rung; the paired differences; the quality of a random and an oracle pick."""
     def triple(f: dict) -> list:
         return [f["value"], f["ci_low"], f["ci_high"]]
 
     table = report["agreement"]
-    return {"reward_models": list(report["reward_models"]), "cases": table["cases"], "samples": table["samples"],
+    models = list(report["reward_models"])
+    return {"reward_models": models, "cases": table["cases"], "samples": table["samples"],
+            # in the order of reward_models, for the job's table and headline
+            "spearman": [table["models"][m]["spearman"]["value"] for m in models],
+            "selection_gain": [table["models"][m]["selection_gain"]["value"] for m in models],
             "mean_quality": triple(table["mean_quality"]), "oracle_quality": triple(table["oracle_quality"]),
             "agreement": {m: {k: (triple(v) if isinstance(v, dict) else v) for k, v in figures.items()}
                           for m, figures in table["models"].items()},

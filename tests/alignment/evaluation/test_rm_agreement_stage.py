@@ -40,6 +40,7 @@ def test_rm_agreement_scores_the_same_samples_with_both_rms(tmp_path, eval_data_
     report = json.loads((tmp_path / "out" / "agreement.json").read_text())
     assert report["agreement"]["cases"] == 6 and report["agreement"]["samples"] == 12
     assert set(report["agreement"]["paired"]) == {"other_reward_model minus reward_model"}
+    assert metrics["spearman"] == [report["agreement"]["models"][m]["spearman"]["value"] for m in metrics["reward_models"]]
     n_tuples = len(pd.read_parquet(data / "ranked" / "validation.parquet"))
     assert report["heldout_tuples"] == n_tuples
     for rungs in metrics["heldout_by_rung"].values():
