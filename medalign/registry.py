@@ -28,6 +28,7 @@ BUILTIN_STAGES: dict[str, str] = {
     "dpo": "alignment.stages.dpo",
     "online_rl": "alignment.stages.online_rl",
     "eval": "alignment.stages.eval",
+    "rm_agreement": "alignment.stages.rm_agreement",
     "transfer_eval": "alignment.stages.transfer_eval",
     "bias": "alignment.stages.bias",
     "router": "alignment.stages.router",

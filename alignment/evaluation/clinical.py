@@ -22,6 +22,12 @@ the multi-turn scores, the local patient, grader and rubric judge use the same r
   lower-casing and removing whitespace; a paraphrase is not found: the referee sees those).
 * length: metric tokens (a Chinese character or an English word, alignment.metrics.text).
 
+One number per response, :func:`quality_score`: the weighted mean of the checks that apply
+(diagnosis and department: 1 right, ``hedged_credit`` hedged, 0 wrong or none; asking: 1 when it
+asks a patient who left out key information or does not ask one who did not; red flags: 1 when
+it warns of one), weights :class:`QualityWeights`. It is the ground truth a reward model's
+scores are ranked against (the ``rm_agreement`` stage).
+
 Each rate comes with its n (the cases where it applies) and a 95% bootstrap interval over
 cases; two models answering the same cases get paired differences with intervals.
 """
@@ -31,10 +37,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pydantic import Field
+
 from alignment.metrics.stats import metric_table, paired_metric_table
 from alignment.metrics.text import text_tokens
 from data_recipes.eval_cases import Truth
 from data_recipes.synthetic.clinical_rules import OUTCOMES, asks_question, department_outcome, diagnosis_outcome
+from medalign.config import StrictModel
 
 
 def normalise(text: str) -> str:
@@ -102,3 +111,32 @@ def paired(checks_a: list[CaseCheck], checks_b: list[CaseCheck], n_bootstrap: in
     if len(checks_a) != len(checks_b):
         raise ValueError("paired checks need the same cases for both models")
     return paired_metric_table(checks_a, checks_b, METRICS, n_bootstrap, seed)
+
+
+
+class QualityWeights(StrictModel):
+    """Weights of the checks in :func:`quality_score` (renormalised over the checks that apply)."""
+
+    diagnosis: float = Field(0.4, ge=0)          # commits to the case's condition
+    department: float = Field(0.2, ge=0)         # names the case's department
+    asking: float = Field(0.2, ge=0)             # asks when information is missing, not when it is not
+    red_flags: float = Field(0.2, ge=0)          # warns of one of the case's red flags
+    hedged_credit: float = Field(0.5, ge=0, le=1)  # credit of a hedged diagnosis or department (right: 1)
+
+
+def quality_score(check: CaseCheck, weights: QualityWeights | None = None) -> float | None:
+    """Ground-truth quality of one response in [0, 1] (module doc); None when no check applies
+    (a case without truth) or every applicable check has weight 0."""
+    w = weights or QualityWeights()
+    credit = {"right": 1.0, "hedged": w.hedged_credit, "wrong": 0.0, "none": 0.0}
+    parts = []
+    if check.diagnosis is not None:
+        parts.append((w.diagnosis, credit[check.diagnosis]))
+    if check.department is not None:
+        parts.append((w.department, credit[check.department]))
+    if check.asked is not None:
+        parts.append((w.asking, float(check.asked == bool(check.missing_info))))
+    if check.red_flag is not None:
+        parts.append((w.red_flags, float(check.red_flag)))
+    total = sum(weight for weight, _ in parts)
+    return sum(weight * value for weight, value in parts) / total if total > 0 else None

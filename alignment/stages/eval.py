@@ -237,7 +237,8 @@ def _reward_figures(inputs: dict, prompts: list[dict], policy: list[str], baseli
     stats_file = Path(inputs["reward_model"]).parent / "reward_stats.json"
     settings = json.loads(stats_file.read_text())["settings"] if stats_file.is_file() else {}
     data = load_preference_data(inputs["pairs"], settings.get("source", "auto"), settings.get("heldout_fraction", 0.1),
-                                settings.get("heldout_split", "validation"), Quarantine())
+                                settings.get("heldout_split", "validation"), Quarantine(),
+                                settings.get("ranked_pairs", "adjacent"))
     held = heldout_metrics(rm, tok, data["heldout_pairs"], cfg.reward.score_batch_size, cfg.reward.max_length,
                            ctx.progress)
     return {**figures, "heldout": {**held, "source": data["source"], "split_from": str(stats_file) if settings else

@@ -137,7 +137,8 @@ def read_pairs(path: Path, quarantine: Quarantine) -> list[dict]:
 
 
 def read_ranked(path: Path, quarantine: Quarantine) -> list[dict]:
-    """Ranked tuples: prompt ``messages``, ``responses`` (k), ``ranks`` (0 = best, ties share)."""
+    """Ranked tuples: prompt ``messages``, ``responses`` (k), ``ranks`` (0 = best, ties share) and
+    ``response_sources`` (who wrote each response, e.g. doctor / gpt-4; None when not recorded)."""
     rows = []
     for i, row in enumerate(read_table(path, ("prompt_id", "messages", "responses", "ranks"))):
         try:
@@ -150,7 +151,9 @@ def read_ranked(path: Path, quarantine: Quarantine) -> list[dict]:
         except (ValueError, TypeError) as e:
             quarantine.add(path, i, "ranked", str(e))
             continue
-        rows.append({"prompt_id": str(row["prompt_id"]), "messages": msgs, "responses": responses, "ranks": ranks})
+        sources = row.get("response_sources")
+        rows.append({"prompt_id": str(row["prompt_id"]), "messages": msgs, "responses": responses, "ranks": ranks,
+                     "response_sources": [str(x) for x in sources] if sources and len(sources) == len(ranks) else None})
     return rows
 
 
