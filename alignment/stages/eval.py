@@ -99,6 +99,20 @@ MULTITURN_KEYS = {f"multiturn_{metric}_{model}": (model, metric)
                   for model in ("policy", "baseline")}
 
 
+def extra_models(cfg: EvalStageConfig, inputs: dict[str, str]) -> dict[str, str]:
+    """Name -> checkpoint of the models evaluated beside the policy and the baseline: the
+    ``extra_<name>`` inputs (named ``<name>``), then ``cfg.extra_models``; a name given twice or
+    taken by the policy / baseline is an error naming it."""
+    wired = [(n.removeprefix(EXTRA_PREFIX), p) for n, p in inputs.items() if n.startswith(EXTRA_PREFIX)]
+    pairs = wired + [(m.name, m.path) for m in cfg.extra_models]
+    names = ["policy", "baseline"] + [n for n, _ in pairs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"eval: model name(s) {twice} given twice (inputs extra_<name> and config "
+                         "extra_models share the names with policy and baseline): rename one")
+    return dict(pairs)
+
+
 def evaluate_eval_sets(cfg: EvalStageConfig, inputs: dict[str, str], out: Path, seed: int, ctx) -> dict:
     """The evaluation of alignment/evaluation/run.py on the data stage's eval sets, as metrics."""
     from alignment.evaluation.cases import eval_set_files
@@ -107,8 +121,7 @@ def evaluate_eval_sets(cfg: EvalStageConfig, inputs: dict[str, str], out: Path, 
 
     if not eval_set_files(inputs["data"]):
         return {"eval_sets": None, "eval_sets_note": "the data stage wrote no eval sets (recipe outputs.eval)"}
-    extra = {**{n.removeprefix(EXTRA_PREFIX): p for n, p in inputs.items() if n.startswith(EXTRA_PREFIX)},
-             **{m.name: m.path for m in cfg.extra_models}}
+    extra = extra_models(cfg, inputs)
     referee = cfg.referee.model_copy(update={"baseline": "baseline"} if cfg.referee.baseline is None else {})
     run_cfg = EvalRunConfig(
         name="eval", models=[{"name": "policy", "path": inputs["policy"]}, {"name": "baseline", "path": inputs["baseline"]},
