@@ -71,3 +71,23 @@ def test_extra_models_are_named_by_their_input_and_never_twice():
         extra_models(EvalStageConfig(extra_models=[{"name": "dpo", "path": "/m"}]), inputs)
     with pytest.raises(ValueError, match=r"\['policy'\] given twice"):
         extra_models(EvalStageConfig(), {**inputs, "extra_policy": "/x"})
+
+
+def test_the_ablation_recipe_tags_every_sft_row_with_the_origin_an_arm_selects(tmp_path):
+    """One small build of data_recipes/recipes/huatuo_ablation.yaml: both origins in sft/, in the
+    recipe's proportions, and prompts at every doctor turn (first turns that ask included)."""
+    import pandas as pd
+
+    from data_recipes.synthetic.clinical_rules import asks_question
+
+    out = tmp_path / "data"
+    assert main(["data", "build", "huatuo_ablation", "outputs.sft.total=400", "--synthetic", "200",
+                 "--out", str(out), "--quiet"]) == 0
+    sft = pd.concat(pd.read_parquet(out / "sft" / f"{s}.parquet") for s in ("train", "validation", "test"))
+    share = sft["origin"].value_counts(normalize=True).to_dict()
+    assert set(share) == {"distilled", "real_doctor"}
+    assert share["distilled"] == pytest.approx(0.2716 + 0.3048, abs=0.03)
+    prompts = pd.read_parquet(out / "prompts" / "train.parquet")
+    first = prompts[prompts["messages"].map(len) == 1]
+    assert len(first) and first["reference"].map(asks_question).any()          # asking turns are RL prompts
+    assert (prompts["messages"].map(len) > 1).any()                            # so are later turns
