@@ -20,7 +20,10 @@ the multi-turn scores, the local patient, grader and rubric judge use the same r
   the needless-asking rate (lower is better).
 * red flags: the response warns of at least one of the case's red flags (the phrase itself, after
   lower-casing and removing whitespace; a paraphrase is not found: the referee sees those).
-* length: metric tokens (a Chinese character or an English word, alignment.metrics.text).
+* length: metric tokens (a Chinese character or an English word, alignment.metrics.text): how
+  terse a model is (HuatuoGPT: real doctors' answers are terse), ``mean_response_length``.
+* organised: the response lays its content out as a list, at least two numbered or bulleted
+  lines (``is_organised``; the distilled style's structure), ``structure_rate`` over every case.
 
 One number per response, :func:`quality_score`: the weighted mean of the checks that apply
 (diagnosis and department: 1 right, ``hedged_credit`` hedged, 0 wrong or none; asking: 1 when it
@@ -42,7 +45,8 @@ from pydantic import Field
 from alignment.metrics.stats import metric_table, paired_metric_table
 from alignment.metrics.text import text_tokens
 from data_recipes.eval_cases import Truth
-from data_recipes.synthetic.clinical_rules import OUTCOMES, asks_question, department_outcome, diagnosis_outcome
+from data_recipes.synthetic.clinical_rules import (OUTCOMES, asks_question, department_outcome, diagnosis_outcome,
+                                                   is_organised)
 from medalign.config import StrictModel
 
 
@@ -66,13 +70,14 @@ class CaseCheck:
     missing_info: bool | None
     red_flag: bool | None
     length: int
+    organised: bool = False       # at least two list items (every response, with or without truth)
 
 
 def check_response(text: str, truth: Truth | None) -> CaseCheck:
     """The ground-truth checks of one response (only ``length`` without truth)."""
-    length = len(text_tokens(text))
+    length, organised = len(text_tokens(text)), is_organised(text)
     if truth is None:
-        return CaseCheck(None, None, None, None, None, length)
+        return CaseCheck(None, None, None, None, None, length, organised)
     expects = set(truth.expects)
     return CaseCheck(
         diagnosis=diagnosis_outcome(text, truth.condition, truth.condition_names)
@@ -82,7 +87,7 @@ def check_response(text: str, truth: Truth | None) -> CaseCheck:
         asked=asks_question(text) if "asking" in expects else None,
         missing_info=truth.missing_info if "asking" in expects else None,
         red_flag=warns_of_red_flag(text, truth.red_flags) if "red_flags" in expects else None,
-        length=length)
+        length=length, organised=organised)
 
 
 # metric -> (applies to the check, value of the check); rates are shares of the applicable cases
@@ -94,6 +99,7 @@ METRICS = {
     "needless_asking": (lambda c: c.asked is not None and not c.missing_info, lambda c: float(c.asked)),
     "red_flag_coverage": (lambda c: c.red_flag is not None, lambda c: float(c.red_flag)),
     "mean_response_length": (lambda c: True, lambda c: float(c.length)),
+    "structure_rate": (lambda c: True, lambda c: float(c.organised)),
 }
 
 

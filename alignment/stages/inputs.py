@@ -66,10 +66,17 @@ def _text(value, where: str) -> str:
     return value
 
 
-def read_conversations(path: Path, quarantine: Quarantine, limit: int | None = None) -> list[dict]:
-    """SFT rows -> ``[{"messages": [...]}]``; a conversation must contain an assistant turn."""
+def read_conversations(path: Path, quarantine: Quarantine, limit: int | None = None,
+                       origins: list[str] | None = None) -> list[dict]:
+    """SFT rows -> ``[{"messages": [...]}]``; a conversation must contain an assistant turn.
+
+    ``origins``: keep only rows whose ``origin`` column (distilled, real_doctor, ...) is one of
+    these (None: every row); rows of other origins are not selected, not quarantined, and
+    ``limit`` counts the kept rows."""
     rows = []
-    for i, row in enumerate(read_table(path, ("messages",))):
+    for i, row in enumerate(read_table(path, ("messages",) + (("origin",) if origins is not None else ()))):
+        if origins is not None and row["origin"] not in origins:
+            continue
         try:
             msgs = check_messages(row["messages"], f"{path}: row {i}: messages")
             if not any(t["role"] == "assistant" and t["content"].strip() for t in msgs):
