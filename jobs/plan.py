@@ -13,7 +13,7 @@ from pathlib import Path
 
 from medalign.config import ConfigError, StrictModel, line_of, load_mapping, validate_mapping
 
-from medalign.registry import checked_stage_module, stage_inputs, stage_module
+from medalign.registry import checked_stage_module, stage_input_prefixes, stage_inputs, stage_module
 from medalign.stage import plan_problems
 from jobs.schema import JobConfig, StageEntry
 
@@ -116,7 +116,7 @@ def _missing_datasets(stages: dict[str, PlannedStage], source: Path, data: dict)
     for name, st in stages.items():
         declared = stage_inputs(st.kind)
         for input_name, ref in st.inputs.items():
-            needs = declared[input_name].reads
+            needs = declared[input_name].reads if input_name in declared else ()   # prefixed: models
             upstream = stages.get(ref.stage) if ref.stage else None
             if not needs or upstream is None:
                 continue
@@ -142,26 +142,23 @@ def _missing_datasets(stages: dict[str, PlannedStage], source: Path, data: dict)
 def _resolve_inputs(name: str, kind: str, entry: StageEntry, kinds: dict[str, str],
                     source: Path, data: dict) -> dict[str, InputRef]:
     """Wire each declared input: the stage or path the job entry names, else the first stage of
-    the job whose kind the declaration lists; an optional input with neither is left out."""
+    the job whose kind the declaration lists; an optional input with neither is left out. Inputs
+    named with one of the stage's ``INPUT_PREFIXES`` (``extra_<name>``) are taken as given."""
     wanted = stage_inputs(kind)
-    unknown = set(entry.inputs) - set(wanted)
+    prefixes = stage_input_prefixes(kind)
+    prefixed = {n: spec for n in entry.inputs if n not in wanted
+                for p, spec in prefixes.items() if n.startswith(p) and len(n) > len(p)}
+    unknown = set(entry.inputs) - set(wanted) - set(prefixed)
     if unknown:
         line = line_of(data, ("stages", name, "inputs"))
+        takes = sorted(wanted) + [f"{p}<name>" for p in prefixes]
         raise ConfigError([f"{source}:{line}: stages.{name}.inputs: unknown input(s) "
-                           f"{sorted(unknown)}; {kind} takes {sorted(wanted)}"])
+                           f"{sorted(unknown)}; {kind} takes {takes}"])
     refs: dict[str, InputRef] = {}
-    for input_name, spec in wanted.items():
+    for input_name, spec in {**wanted, **prefixed}.items():
         given = entry.inputs.get(input_name)
         if given is not None:
-            if given in kinds:
-                refs[input_name] = InputRef(stage=given, is_model=spec.model)
-            elif spec.model or Path(given).exists():
-                # a model may be a hub id; anything else must exist (checked now, before work starts)
-                refs[input_name] = InputRef(external=given, is_model=spec.model)
-            else:
-                line = line_of(data, ("stages", name, "inputs", input_name))
-                raise ConfigError([f"{source}:{line}: stages.{name}.inputs.{input_name}: {given!r} is "
-                                   f"neither a stage of this job nor an existing path"])
+            refs[input_name] = _given_input(name, input_name, given, spec, kinds, source, data)
             continue
         upstream = next((s for c in spec.kinds for s, k in kinds.items() if k == c and s != name), None)
         if upstream is None and spec.optional:
@@ -173,6 +170,19 @@ def _resolve_inputs(name: str, kind: str, entry: StageEntry, kinds: dict[str, st
                                f"stages.{name}.inputs.{input_name}"])
         refs[input_name] = InputRef(stage=upstream, is_model=spec.model)
     return refs
+
+
+def _given_input(name: str, input_name: str, given: str, spec, kinds: dict[str, str],
+                 source: Path, data: dict) -> InputRef:
+    """The input a job entry names: a stage of the job, or a path / hub id (a model may be a hub
+    id; anything else must exist, checked now, before work starts)."""
+    if given in kinds:
+        return InputRef(stage=given, is_model=spec.model)
+    if spec.model or Path(given).exists():
+        return InputRef(external=given, is_model=spec.model)
+    line = line_of(data, ("stages", name, "inputs", input_name))
+    raise ConfigError([f"{source}:{line}: stages.{name}.inputs.{input_name}: {given!r} is "
+                       f"neither a stage of this job nor an existing path"])
 
 
 def _topological(stages: dict[str, PlannedStage], source: Path) -> dict[str, PlannedStage]:

@@ -13,7 +13,7 @@ import importlib
 from types import ModuleType
 
 from medalign.config import ConfigError
-from medalign.stage import REQUIRED_NAMES, Input, declared_inputs
+from medalign.stage import REQUIRED_NAMES, Input, declared_inputs, input_prefixes
 
 BUILTIN_STAGES: dict[str, str] = {
     "data": "data_recipes.stage",
@@ -28,6 +28,7 @@ BUILTIN_STAGES: dict[str, str] = {
     "dpo": "alignment.stages.dpo",
     "online_rl": "alignment.stages.online_rl",
     "eval": "alignment.stages.eval",
+    "rm_agreement": "alignment.stages.rm_agreement",
     "transfer_eval": "alignment.stages.transfer_eval",
     "bias": "alignment.stages.bias",
     "router": "alignment.stages.router",
@@ -69,6 +70,11 @@ def checked_stage_module(kind: str, where: str) -> ModuleType:
 def stage_inputs(kind: str) -> dict[str, Input]:
     """Input name -> :class:`Input` declaration of a stage kind."""
     return declared_inputs(stage_module(kind))
+
+
+def stage_input_prefixes(kind: str) -> dict[str, Input]:
+    """Input-name prefix -> :class:`Input` of the inputs a stage kind takes any number of."""
+    return input_prefixes(stage_module(kind))
 
 
 def kinds_in(package: str) -> list[str]:

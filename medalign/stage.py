@@ -79,6 +79,13 @@ def declared_inputs(module: ModuleType) -> dict[str, Input]:
     return out
 
 
+def input_prefixes(module: ModuleType) -> dict[str, Input]:
+    """Prefix -> :class:`Input` of the inputs a stage takes any number of (its ``INPUT_PREFIXES``,
+    e.g. the eval stage's ``{"extra_": ...}``: a job wires ``extra_sft_doctor: sft_doctor``, and
+    the stage reads every input whose name starts with the prefix). Never filled by default."""
+    return dict(getattr(module, "INPUT_PREFIXES", {}))
+
+
 def inputs_summary(module: ModuleType) -> str:
     """``data, model[, reward_model]``: the inputs of a stage, optional ones in brackets."""
     inputs = declared_inputs(module)

@@ -18,7 +18,8 @@ from medalign.html import figure, img, mpl_text, page, png
 
 RATES = [("diagnosis_accuracy", "diagnosis right"), ("diagnosis_hedged", "diagnosis hedged"),
          ("department_accuracy", "department right"), ("asks_when_missing", "asks when info missing"),
-         ("needless_asking", "asks needlessly"), ("red_flag_coverage", "warns of a red flag")]
+         ("needless_asking", "asks needlessly"), ("red_flag_coverage", "warns of a red flag"),
+         ("structure_rate", "organised (a list)")]
 e = html.escape
 
 

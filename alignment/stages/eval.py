@@ -1,14 +1,16 @@
 """Stage ``eval``: the policy against a baseline on the data stage's eval sets and held-out prompts.
 
 Inputs: ``data`` (``eval/*.parquet`` and ``prompts/<split>.parquet``), ``policy``, ``baseline``,
-and optionally ``reward_model`` and ``pairs`` (skipped, and said so in ``eval.json``, when absent).
+and optionally ``reward_model`` and ``pairs`` (skipped, and said so in ``eval.json``, when absent),
+and any number of ``extra_<name>`` checkpoints (a job's ``extra_sft_doctor: sft_doctor``), evaluated
+in step 0 with the policy and the baseline under the name ``<name>`` (as ``extra_models`` paths are).
 
 0. The evaluation of ``medalign eval`` (alignment/evaluation/run.py) on the data stage's eval
    sets, with the models ``policy``, ``baseline`` and any ``extra_models``: clinical ground truth
    (no LLM), HuatuoGPT's referee, the leaderboard; written to ``evaluation/`` (report.json,
    report.html, generations, referee transcripts). Its figures go into the metrics:
    ``clinical_<metric>_<model>`` (pooled over the sets with ground truth, named in
-   ``clinical_eval_sets``), ``referee_performance_ratio`` / ``referee_win_rate`` (policy vs
+   ``clinical_eval_sets``), ``clinical_by_model`` (every clinical rate of every model), ``referee_performance_ratio`` / ``referee_win_rate`` (policy vs
    baseline, every set) and ``referee_by_category`` (per set: intent or department); with
    ``multi_turn.enabled``, ``multiturn_<metric>_<model>`` (conversations with the simulated
    patient: diagnosis accuracy, asked when missing, mean turns) and
@@ -51,6 +53,12 @@ INPUTS = {"data": Input(("data",), "data stage directory (eval/ sets, prompts/)"
                                 model=True, optional=True),
           "pairs": Input(("judge", "data"), "the pairs the reward model held out (judge or data stage directory)",
                          optional=True)}
+# any number of further checkpoints in the same evaluation, named by what follows the prefix: a job's
+# ``inputs: {extra_sft_doctor: sft_doctor}`` evaluates stage sft_doctor's model as "sft_doctor"
+EXTRA_PREFIX = "extra_"
+INPUT_PREFIXES = {EXTRA_PREFIX: Input(("sft", "ppo", "rsft", "dpo", "online_rl"),
+                                      "more checkpoints to evaluate (extra_<name>: <stage>), named <name>",
+                                      model=True, optional=True)}
 
 
 class EvalStageConfig(StrictModel):
@@ -91,6 +99,20 @@ MULTITURN_KEYS = {f"multiturn_{metric}_{model}": (model, metric)
                   for model in ("policy", "baseline")}
 
 
+def extra_models(cfg: EvalStageConfig, inputs: dict[str, str]) -> dict[str, str]:
+    """Name -> checkpoint of the models evaluated beside the policy and the baseline: the
+    ``extra_<name>`` inputs (named ``<name>``), then ``cfg.extra_models``; a name given twice or
+    taken by the policy / baseline is an error naming it."""
+    wired = [(n.removeprefix(EXTRA_PREFIX), p) for n, p in inputs.items() if n.startswith(EXTRA_PREFIX)]
+    pairs = wired + [(m.name, m.path) for m in cfg.extra_models]
+    names = ["policy", "baseline"] + [n for n, _ in pairs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"eval: model name(s) {twice} given twice (inputs extra_<name> and config "
+                         "extra_models share the names with policy and baseline): rename one")
+    return dict(pairs)
+
+
 def evaluate_eval_sets(cfg: EvalStageConfig, inputs: dict[str, str], out: Path, seed: int, ctx) -> dict:
     """The evaluation of alignment/evaluation/run.py on the data stage's eval sets, as metrics."""
     from alignment.evaluation.cases import eval_set_files
@@ -99,7 +121,7 @@ def evaluate_eval_sets(cfg: EvalStageConfig, inputs: dict[str, str], out: Path, 
 
     if not eval_set_files(inputs["data"]):
         return {"eval_sets": None, "eval_sets_note": "the data stage wrote no eval sets (recipe outputs.eval)"}
-    extra = {m.name: m.path for m in cfg.extra_models}
+    extra = extra_models(cfg, inputs)
     referee = cfg.referee.model_copy(update={"baseline": "baseline"} if cfg.referee.baseline is None else {})
     run_cfg = EvalRunConfig(
         name="eval", models=[{"name": "policy", "path": inputs["policy"]}, {"name": "baseline", "path": inputs["baseline"]},
@@ -133,6 +155,8 @@ def evaluation_metrics(report: dict) -> dict:
             name: {cat: {"n": t["n"], "mean_policy": t["mean_a"], "mean_baseline": t["mean_b"],
                          "performance_ratio": t["performance_ratio"]} for cat, t in s["by_category"].items()}
             for name, s in pair["sets"].items()}
+        metrics["clinical_by_model"] = {m: {k: v.get("value") for k, v in t["all"].items() if isinstance(v, dict)
+                                            and "value" in v} for m, t in clinical["models"].items()}
     if report["leaderboard"].get("enabled"):
         metrics["leaderboard"] = {r["model"]: r["strength"] for r in report["leaderboard"]["rows"]}
     metrics.update(multi_turn_metrics(report["multi_turn"]))
@@ -237,7 +261,8 @@ def _reward_figures(inputs: dict, prompts: list[dict], policy: list[str], baseli
     stats_file = Path(inputs["reward_model"]).parent / "reward_stats.json"
     settings = json.loads(stats_file.read_text())["settings"] if stats_file.is_file() else {}
     data = load_preference_data(inputs["pairs"], settings.get("source", "auto"), settings.get("heldout_fraction", 0.1),
-                                settings.get("heldout_split", "validation"), Quarantine())
+                                settings.get("heldout_split", "validation"), Quarantine(),
+                                settings.get("ranked_pairs", "adjacent"))
     held = heldout_metrics(rm, tok, data["heldout_pairs"], cfg.reward.score_batch_size, cfg.reward.max_length,
                            ctx.progress)
     return {**figures, "heldout": {**held, "source": data["source"], "split_from": str(stats_file) if settings else

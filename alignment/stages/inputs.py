@@ -66,10 +66,17 @@ def _text(value, where: str) -> str:
     return value
 
 
-def read_conversations(path: Path, quarantine: Quarantine, limit: int | None = None) -> list[dict]:
-    """SFT rows -> ``[{"messages": [...]}]``; a conversation must contain an assistant turn."""
+def read_conversations(path: Path, quarantine: Quarantine, limit: int | None = None,
+                       origins: list[str] | None = None) -> list[dict]:
+    """SFT rows -> ``[{"messages": [...]}]``; a conversation must contain an assistant turn.
+
+    ``origins``: keep only rows whose ``origin`` column (distilled, real_doctor, ...) is one of
+    these (None: every row); rows of other origins are not selected, not quarantined, and
+    ``limit`` counts the kept rows."""
     rows = []
-    for i, row in enumerate(read_table(path, ("messages",))):
+    for i, row in enumerate(read_table(path, ("messages",) + (("origin",) if origins is not None else ()))):
+        if origins is not None and row["origin"] not in origins:
+            continue
         try:
             msgs = check_messages(row["messages"], f"{path}: row {i}: messages")
             if not any(t["role"] == "assistant" and t["content"].strip() for t in msgs):
@@ -137,7 +144,8 @@ def read_pairs(path: Path, quarantine: Quarantine) -> list[dict]:
 
 
 def read_ranked(path: Path, quarantine: Quarantine) -> list[dict]:
-    """Ranked tuples: prompt ``messages``, ``responses`` (k), ``ranks`` (0 = best, ties share)."""
+    """Ranked tuples: prompt ``messages``, ``responses`` (k), ``ranks`` (0 = best, ties share) and
+    ``response_sources`` (who wrote each response, e.g. doctor / gpt-4; None when not recorded)."""
     rows = []
     for i, row in enumerate(read_table(path, ("prompt_id", "messages", "responses", "ranks"))):
         try:
@@ -150,7 +158,9 @@ def read_ranked(path: Path, quarantine: Quarantine) -> list[dict]:
         except (ValueError, TypeError) as e:
             quarantine.add(path, i, "ranked", str(e))
             continue
-        rows.append({"prompt_id": str(row["prompt_id"]), "messages": msgs, "responses": responses, "ranks": ranks})
+        sources = row.get("response_sources")
+        rows.append({"prompt_id": str(row["prompt_id"]), "messages": msgs, "responses": responses, "ranks": ranks,
+                     "response_sources": [str(x) for x in sources] if sources and len(sources) == len(ranks) else None})
     return rows
 
 

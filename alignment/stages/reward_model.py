@@ -4,14 +4,18 @@ Inputs: ``pairs`` and ``backbone`` (the SFT checkpoint; its LM head is replaced 
 head). ``pairs`` is either the judge stage's directory (``pairs.parquet``, margins = judge score
 gaps; ``ranked.parquet`` for the listwise loss) or the data stage's directory (``preferences/``
 pairs and ``ranked/`` tuples, which become every ADJACENT pair of their ranking, ChiMed-GPT's
-recipe).
+recipe; ``ranked_pairs: best_worst`` keeps only the best against the worst, its binary doctor vs
+weak-model pairs, so the two RMs of its ablation train on the same tuples and are held out alike).
 
 Losses: ``pairwise`` is trl's RewardTrainer (Bradley-Terry, -log sigmoid(r_c - r_r - m) with
 m = margin_scale x judge score gap); ``listwise`` is Plackett-Luce on whole rankings
 (:mod:`alignment.stages.reward_listwise`).
 
 Held-out pairs: for judge pairs, every pair of a prompt whose id hashes below ``heldout_fraction``
-(so no prompt is in both sets); for data-stage inputs, the ``heldout_split`` files. Outputs:
+(so no prompt is in both sets); for data-stage inputs, the ``heldout_split`` files. With
+``eval_every_steps`` (pairwise loss) the held-out pairs are scored during training too, and the
+metrics carry both curves (``train_curve``, ``heldout_curve``: step, loss, accuracy), which show
+how fast an RM saturates (ChiMed-GPT's binary RM: 98% within ~200 steps). Outputs:
 ``out/model`` and ``out/reward_stats.json`` (``mean`` and ``std`` of the reward over training
 responses, for PPO's normalisation, plus the held-out accuracy and how the split was made, which
 the eval stage reuses).
@@ -24,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from alignment.distributed import DistributedSpec, is_main_process, maybe_launch, world_size
 from alignment.scope import TrainableScope
@@ -46,6 +50,7 @@ class RewardModelStageConfig(StrictModel):
 
     source: Literal["auto", "pairs", "preferences", "ranked", "both"] = "auto"  # auto: pairs.parquet if present, else preferences/ + ranked/
     loss: Literal["pairwise", "listwise"] = "pairwise"   # Bradley-Terry (trl) or Plackett-Luce on rankings
+    ranked_pairs: Literal["adjacent", "best_worst"] = "adjacent"  # pairs of a ranking: every adjacent one, or best vs worst only
     margin_scale: float = Field(0.1, ge=0)               # margin = scale x judge score gap (0: plain Bradley-Terry)
     heldout_fraction: float = Field(0.1, ge=0, lt=1)     # judge pairs: share of prompt ids held out
     heldout_split: str = "validation"                    # data-stage inputs: the held-out split
@@ -54,12 +59,21 @@ class RewardModelStageConfig(StrictModel):
         min_lr_ratio=0.1, warmup_ratio=0.03))           # ChiMed-GPT: 2 epochs, batch 8, cosine 5e-6 -> 10%, 3% warm-up
     scope: TrainableScope = Field(default_factory=TrainableScope)  # full / lora / last_n_layers
     max_length: MaxLength = 1024                         # pairs with a longer side are dropped (counted); scoring cap
+    eval_every_steps: int | None = Field(None, ge=1)     # pairwise: score the held-out pairs every N steps (curves)
     stats_samples: int = Field(1024, ge=2)               # training responses scored for the reward mean/std
     score_batch_size: int = Field(32, ge=1)              # responses per forward when scoring held-out pairs and stats
     seed: int | None = None                              # None: the job seed
     distributed: DistributedSpec = Field(default_factory=DistributedSpec)  # processes / DeepSpeed (pairwise)
     min_train_pairs: int = Field(16, ge=1)               # fewer training pairs (listwise: tuples) used: the stage failed
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)  # TensorBoard (out/tensorboard) / W&B
+
+
+    @model_validator(mode="after")
+    def _curves_are_pairwise(self) -> "RewardModelStageConfig":
+        if self.eval_every_steps is not None and self.loss != "pairwise":
+            raise ValueError("eval_every_steps: held-out curves are measured for loss pairwise only "
+                             "(the listwise loop scores the held-out pairs once, at the end)")
+        return self
 
 
 Config = RewardModelStageConfig
@@ -81,14 +95,19 @@ def is_heldout(prompt_id: str, fraction: float) -> bool:
     return h / 2**32 < fraction
 
 
-def ranked_to_adjacent_pairs(row: dict) -> list[dict]:
-    """Every (better, next-worse) pair of a ranking; ties are not pairs. Margin = rank gap (1).
+def ranked_to_adjacent_pairs(row: dict, which: str = "adjacent") -> list[dict]:
+    """Every (better, next-worse) pair of a ranking; ties are not pairs. Margin None.
 
-    ranks [0, 1, 1, 2] -> (0 > 1a), (0 > 1b), (1a > 2), (1b > 2).
+    ranks [0, 1, 1, 2] -> (0 > 1a), (0 > 1b), (1a > 2), (1b > 2). ``which="best_worst"``: only
+    the best level against the worst, (0 > 2) (ChiMed-GPT's binary doctor vs weak-model pairs).
     """
     levels = sorted(set(row["ranks"]))
+    if which == "adjacent":
+        steps = list(zip(levels, levels[1:]))
+    else:
+        steps = [(levels[0], levels[-1])] if len(levels) > 1 else []
     pairs = []
-    for better, worse in zip(levels, levels[1:]):
+    for better, worse in steps:
         for i, ri in enumerate(row["ranks"]):
             for j, rj in enumerate(row["ranks"]):
                 if ri == better and rj == worse:
@@ -112,12 +131,13 @@ def resolve_source(source: str, base: Path) -> str:
 
 
 def load_preference_data(pairs_dir: str | Path, source: str, heldout_fraction: float, heldout_split: str,
-                         quarantine: Quarantine) -> dict:
+                         quarantine: Quarantine, ranked_pairs: str = "adjacent") -> dict:
     """``{"source", "train_pairs", "heldout_pairs", "train_tuples", "heldout_tuples"}``.
 
     ``source`` is ``auto`` (see :func:`resolve_source`), ``pairs``, ``preferences``, ``ranked`` or
-    ``both``. The eval stage calls this with the settings recorded in ``reward_stats.json`` to
-    score the same held-out pairs.
+    ``both``; ``ranked_pairs`` which pairs a data-stage ranking gives (see
+    :func:`ranked_to_adjacent_pairs`). The eval stage calls this with the settings recorded in
+    ``reward_stats.json`` to score the same held-out pairs.
     """
     base = Path(pairs_dir)
     source = resolve_source(source, base)
@@ -136,31 +156,53 @@ def load_preference_data(pairs_dir: str | Path, source: str, heldout_fraction: f
         if source in ("ranked", "both") and (base / "ranked" / f"{split}.parquet").is_file():
             tuples = read_ranked(base / "ranked" / f"{split}.parquet", quarantine)
             data[f"{key}_tuples"] += tuples
-            data[f"{key}_pairs"] += [p for t in tuples for p in ranked_to_adjacent_pairs(t)]
+            data[f"{key}_pairs"] += [p for t in tuples for p in ranked_to_adjacent_pairs(t, ranked_pairs)]
     return data
 
 
+def _trl_rows(pairs: list[dict], margin_scale: float) -> list[dict]:
+    """RewardTrainer's conversational rows (a ``margin`` column only when margins are used)."""
+    rows = [{"prompt": p["messages"], "chosen": [{"role": "assistant", "content": p["chosen"]}],
+             "rejected": [{"role": "assistant", "content": p["rejected"]}],
+             "margin": margin_scale * (p["margin"] or 0.0)} for p in pairs]
+    return [{k: v for k, v in r.items() if k != "margin"} for r in rows] if margin_scale == 0 else rows
+
+
+def training_curves(log_history: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(train curve, held-out curve) from a trl log history: ``{"step", "loss", "accuracy"}`` per
+    logged step (training: the mean over the logging window; held-out: every held-out pair)."""
+    train = [{"step": h["step"], "loss": h["loss"], "accuracy": h.get("accuracy")}
+             for h in log_history if "loss" in h and "step" in h]
+    held = [{"step": h["step"], "loss": h["eval_loss"], "accuracy": h.get("eval_accuracy")}
+            for h in log_history if "eval_loss" in h and "step" in h]
+    return train, held
+
+
 def train_pairwise(model, tokenizer, pairs: list[dict], cfg: RewardModelStageConfig, out: Path,
-                   ctx: StageContext, seed: int, tracker: Tracker):
-    """Train ``model`` on ``pairs`` with trl's RewardTrainer; return (the trainer, metrics)."""
+                   ctx: StageContext, seed: int, tracker: Tracker, heldout: list[dict] | None = None):
+    """Train ``model`` on ``pairs`` with trl's RewardTrainer; return (the trainer, metrics).
+    With ``cfg.eval_every_steps`` and ``heldout`` pairs, those are scored every N steps (curves)."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    rows = [{"prompt": p["messages"], "chosen": [{"role": "assistant", "content": p["chosen"]}],
-             "rejected": [{"role": "assistant", "content": p["rejected"]}],
-             "margin": cfg.margin_scale * (p["margin"] or 0.0)} for p in pairs]
-    if cfg.margin_scale == 0:
-        rows = [{k: v for k, v in r.items() if k != "margin"} for r in rows]
+    evaluate = bool(cfg.eval_every_steps and heldout)
     args = RewardConfig(**common_trainer_kwargs(cfg.optim, out, ctx, cfg.distributed, seed, tracker.report_to),
-                        max_length=cfg.max_length, save_strategy="no", eval_strategy="no")
+                        max_length=cfg.max_length, save_strategy="no",
+                        eval_strategy="steps" if evaluate else "no", eval_steps=cfg.eval_every_steps if evaluate else None)
+    eval_set = Dataset.from_list(_trl_rows(heldout, cfg.margin_scale)) if evaluate else None
     trainer = tracker.build_trainer(RewardTrainer, model=model, args=args, processing_class=tokenizer,
-                                    train_dataset=Dataset.from_list(rows))
+                                    train_dataset=Dataset.from_list(_trl_rows(pairs, cfg.margin_scale)),
+                                    eval_dataset=eval_set)
+    # the held-out curve starts at step 0, before any training (train() starts a new log history)
+    before = [{"step": 0, **trainer.evaluate()}] if evaluate else []
     trainer.train()
     first, last = logged_losses(trainer.state.log_history)
     acc_first, acc_last = logged_losses(trainer.state.log_history, "accuracy")
+    train_curve, heldout_curve = training_curves(before + trainer.state.log_history)
     return trainer, {"train_loss_start": first, "train_loss_end": last, "train_accuracy_end": acc_last,
                      "train_accuracy_start": acc_first, "steps": trainer.state.global_step,
-                     "train_pairs_used": len(trainer.train_dataset)}
+                     "train_pairs_used": len(trainer.train_dataset), "train_curve": train_curve,
+                     **({"heldout_curve": heldout_curve} if evaluate else {})}
 
 
 def _train_and_save(model, tokenizer, data: dict, cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path,
@@ -177,7 +219,8 @@ def _train_and_save(model, tokenizer, data: dict, cfg: RewardModelStageConfig, i
     if cfg.loss == "pairwise":
         if not data["train_pairs"]:
             raise ValueError(f"reward_model: no training pairs from {inputs['pairs']} (source {source})")
-        trainer, metrics = train_pairwise(model, tokenizer, data["train_pairs"], cfg, out, ctx, seed, tracker)
+        trainer, metrics = train_pairwise(model, tokenizer, data["train_pairs"], cfg, out, ctx, seed, tracker,
+                                          data["heldout_pairs"])
         save_trained_model(trainer, tokenizer, out / "model")
         model = trainer.model
         if is_zero3(trainer) and is_main_process():
@@ -210,7 +253,8 @@ def run(cfg: RewardModelStageConfig, inputs: dict[str, str], out: Path, ctx: Sta
         raise ValueError("reward_model: loss=listwise trains in one process; run it with "
                          "resources.num_workers: 1 (and distributed.nproc: 1)")
     quarantine = Quarantine()
-    data = load_preference_data(inputs["pairs"], cfg.source, cfg.heldout_fraction, cfg.heldout_split, quarantine)
+    data = load_preference_data(inputs["pairs"], cfg.source, cfg.heldout_fraction, cfg.heldout_split, quarantine,
+                                cfg.ranked_pairs)
     source = data["source"]
     seed = ctx.seed if cfg.seed is None else cfg.seed
     tokenizer = load_tokenizer(inputs["backbone"], "backbone")
@@ -248,7 +292,9 @@ def write_pair_lineage(out: Path, data: dict) -> None:
 
 def heldout_metrics(model, tokenizer, pairs: list[dict], batch_size: int, max_length: int,
                     progress: bool = False) -> dict:
-    """Held-out pairwise accuracy, accuracy by judge-margin bucket, mean reward gap."""
+    """Held-out pairwise accuracy (ties count half) with its 95% bootstrap interval over pairs,
+    accuracy by judge-margin bucket, mean reward gap."""
+    from alignment.metrics.stats import mean_with_ci
     from alignment.reward_scoring import accuracy_by_margin, pairwise_accuracy, score_responses
 
     if not pairs:
@@ -257,7 +303,10 @@ def heldout_metrics(model, tokenizer, pairs: list[dict], batch_size: int, max_le
     chosen = score_responses(model, tokenizer, prompts, [p["chosen"] for p in pairs], batch_size, max_length, progress)
     rejected = score_responses(model, tokenizer, prompts, [p["rejected"] for p in pairs], batch_size, max_length,
                                progress)
+    outcomes = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected)]
+    ci = mean_with_ci(outcomes, seed=0)
     return {"heldout_pairs": len(pairs), "heldout_accuracy": pairwise_accuracy(chosen, rejected),
+            "heldout_accuracy_ci": [ci["ci_low"], ci["ci_high"]],
             "accuracy_by_margin": accuracy_by_margin(chosen, rejected, [p["margin"] for p in pairs]),
             "heldout_reward_gap": sum(c - r for c, r in zip(chosen, rejected)) / len(pairs)}
 
@@ -278,4 +327,4 @@ def _reward_stats(model, tokenizer, data: dict, cfg: RewardModelStageConfig, sou
     held = heldout_metrics(model, tokenizer, data["heldout_pairs"], cfg.score_batch_size, cfg.max_length, ctx.progress)
     return {"mean": mean, "std": std, "n": len(scores), **held,
             "settings": {"source": source, "heldout_fraction": cfg.heldout_fraction,
-                         "heldout_split": cfg.heldout_split, "loss": cfg.loss}}
+                         "heldout_split": cfg.heldout_split, "loss": cfg.loss, "ranked_pairs": cfg.ranked_pairs}}

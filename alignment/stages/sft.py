@@ -61,6 +61,7 @@ class SFTStageConfig(StrictModel):
     eval_every_steps: int | None = Field(None, ge=1)  # evaluate every N steps (None: once per epoch)
     train_split: str = "train"                      # sft/<split>.parquet to train on
     eval_split: str | None = "validation"           # sft/<split>.parquet for validation (None: no validation)
+    origins: list[str] | None = Field(None, min_length=1)  # train/validate only on rows of these origins, e.g. [real_doctor] (None: all)
     max_train_examples: int | None = Field(None, ge=1)  # cap on training conversations (None: all)
     max_eval_examples: int | None = Field(512, ge=1)    # cap on validation conversations
     seed: int | None = None                         # None: the job seed
@@ -79,13 +80,14 @@ def run(cfg: SFTStageConfig, inputs: dict[str, str], out: Path, ctx: StageContex
         return launched
     quarantine = Quarantine()
     train_rows = read_conversations(split_file(inputs["data"], "sft", cfg.train_split), quarantine,
-                                    cfg.max_train_examples)
+                                    cfg.max_train_examples, cfg.origins)
     eval_rows = []
     if cfg.eval_split:
         eval_rows = read_conversations(split_file(inputs["data"], "sft", cfg.eval_split), quarantine,
-                                       cfg.max_eval_examples)
+                                       cfg.max_eval_examples, cfg.origins)
     if not train_rows:
-        raise ValueError(f"sft: no usable training conversations in {inputs['data']} "
+        only = f" of origins {cfg.origins}" if cfg.origins else ""
+        raise ValueError(f"sft: no usable training conversations{only} in {inputs['data']} "
                          f"({len(quarantine)} quarantined: {quarantine.items[:3]})")
     with start_tracking(cfg.tracking, out, config=cfg) as tracker:
         return train_sft(inputs["model"], train_rows, eval_rows, cfg, out, ctx, quarantine, tracker)

@@ -15,6 +15,8 @@ The rules (phrase lists: ``data/clinical_phrases.yaml``, schema :class:`Clinical
 * **asks**: the text holds a question sentence or an inquiry phrase ("请问", "can you tell me").
 * **hedges**: the text holds a hedging phrase ("可能是", "might be"); commitments ("考虑X",
   "X可能性大", "most likely X") are not hedges.
+* **organised**: at least two of the text's lines are list items, numbered or bulleted ("1. 多喝水",
+  "2、休息", "(3) rest", "- rest"): the distilled style's layout. A "1." inside a line is not one.
 * **committed conditions**: the conditions named (the project's one matcher,
   :mod:`data_recipes.synthetic.lexicon`) in the text's sentences that are not questions, in
   order of first mention.
@@ -65,6 +67,8 @@ class ClinicalPhrases(StrictModel):
     question_particles_zh: list[str] = Field(default_factory=list)  # 吗 / 呢 at a sentence's end ask
     hedges: Phrases                                          # wording that declines to commit
     inquiries: Phrases                                       # asking without a question mark
+    list_bullets: list[str] = Field(default_factory=list)    # a line starting with one is a list item
+    list_number_closers: list[str] = Field(default_factory=list)  # "1." "2、" "(3)": the mark after a number
 
 
 @lru_cache(maxsize=1)
@@ -118,6 +122,26 @@ def hedges(text: str) -> bool:
     return any(h in low for h in _lists()[2])
 
 
+@lru_cache(maxsize=1)
+def _list_item() -> re.Pattern:
+    """A line opening with a bullet or a (bracketed) 1-2 digit number and its closer."""
+    p = clinical_phrases()
+    bullets = "|".join(re.escape(b) for b in p.list_bullets)
+    closers = "|".join(re.escape(c) for c in p.list_number_closers)
+    numbered = r"[(（]\d{1,2}[)）]" + (rf"|\d{{1,2}}(?:{closers})" if closers else "")
+    return re.compile(rf"^[ \t\u3000]*(?:{numbered}{'|' + bullets if bullets else ''})(?!\d)")
+
+
+def list_items(text: str) -> int:
+    """How many of the text's lines are list items (``list_bullets`` / ``list_number_closers``)."""
+    return sum(bool(_list_item().match(line)) for line in (text or "").splitlines())
+
+
+def is_organised(text: str) -> bool:
+    """The reply lays its content out as a list: at least two list items (module doc)."""
+    return list_items(text) >= 2
+
+
 def _statements_text(text: str) -> str:
     return "\n".join(split_questions(text)[0])
 
@@ -169,5 +193,5 @@ def department_outcome(text: str, department: str | None,
 
 
 __all__ = ["ClinicalPhrases", "Outcome", "OUTCOMES", "clinical_phrases", "sentences", "is_question",
-           "split_questions", "asks_question", "hedges", "committed_conditions", "naming_outcome",
+           "split_questions", "asks_question", "hedges", "list_items", "is_organised", "committed_conditions", "naming_outcome",
            "diagnosis_outcome", "department_outcome"]

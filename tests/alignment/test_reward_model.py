@@ -70,6 +70,8 @@ def test_pairwise_rm_beats_chance_on_heldout_judge_pairs(tiny_trained_reward_mod
 
     stats = json.loads((tiny_trained_reward_model_dir.parent / "reward_stats.json").read_text())
     assert stats["heldout_pairs"] >= 20 and stats["heldout_accuracy"] >= 0.8
+    low, high = stats["heldout_accuracy_ci"]
+    assert 0 <= low <= stats["heldout_accuracy"] <= high <= 1
     assert stats["std"] > 0 and math.isfinite(stats["mean"]) and stats["settings"]["source"] == "pairs"
     assert sum(b["n"] for b in stats["accuracy_by_margin"].values()) == stats["heldout_pairs"]
     rm = AutoModelForSequenceClassification.from_pretrained(tiny_trained_reward_model_dir)

@@ -197,3 +197,26 @@ def test_killed_run_resumes_from_its_checkpoint_exactly(tmp_path, tiny_model_dir
     a, b = _weights(tmp_path / "straight" / "model"), _weights(tmp_path / "resumed" / "model")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_origins_select_the_rows_an_sft_arm_reads(tmp_path):
+    """``origins`` keeps the rows of those origins (not quarantined, ``limit`` counts kept rows);
+    a file without an origin column is an error naming the file."""
+    from alignment.stages.inputs import Quarantine, read_conversations
+
+    def row(i, origin):
+        return {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}],
+                "origin": origin}
+
+    path = tmp_path / "train.parquet"
+    pd.DataFrame([row(0, "distilled"), row(1, "real_doctor"), row(2, "distilled"), row(3, "real_doctor"),
+                  row(4, "real_doctor")]).to_parquet(path)
+    q = Quarantine()
+    doctor = read_conversations(path, q, origins=["real_doctor"])
+    assert [r["messages"][0]["content"] for r in doctor] == ["q1", "q3", "q4"] and len(q) == 0
+    assert [r["messages"][0]["content"] for r in read_conversations(path, q, 1, ["distilled"])] == ["q0"]
+    assert len(read_conversations(path, q)) == 5                     # None: every row
+    assert read_conversations(path, q, origins=["safety"]) == []
+    pd.DataFrame([{"messages": row(0, "x")["messages"]}]).to_parquet(tmp_path / "bare.parquet")
+    with pytest.raises(ValueError, match=r"bare.parquet: missing column\(s\) \['origin'\]"):
+        read_conversations(tmp_path / "bare.parquet", q, origins=["distilled"])

@@ -10,7 +10,7 @@ from medalign.config import StrictModel
 from medalign.registry import BUILTIN_STAGES, kinds_in, stage_module
 from medalign.stage import Input, declared_inputs, inputs_summary
 
-DATASETS = {"sft", "prompts", "preferences", "ranked", "pretrain", "cases"}
+DATASETS = {"sft", "prompts", "preferences", "ranked", "pretrain", "cases", "eval"}
 
 
 @pytest.mark.parametrize("kind", list(BUILTIN_STAGES))

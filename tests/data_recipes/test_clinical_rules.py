@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from data_recipes.synthetic.clinical_rules import (asks_question, committed_conditions, department_outcome,
-                                                   diagnosis_outcome, hedges, sentences, split_questions)
+                                                   diagnosis_outcome, hedges, is_organised, list_items, sentences,
+                                                   split_questions)
 from data_recipes.synthetic.lexicon import NameSet
 
 
@@ -92,3 +93,26 @@ def test_department_outcome(text, outcome):
 def test_a_department_the_lexicon_does_not_know_is_found_by_its_own_name():
     assert department_outcome("建议去康复医学部看看。", None, ["康复医学部"]) == "right"
     assert department_outcome("先去神经内科，再去康复医学部。", None, ["康复医学部"]) == "hedged"
+
+
+@pytest.mark.parametrize("text, items", [
+    ("建议：\n1. 多喝水。\n2. 注意休息。", 2),                 # the hybrid / distilled layout
+    ("建议：\n1、多喝水\n2、休息\n3、清淡饮食", 3),
+    ("(1) rest\n（2）多喝水\n  - keep notes\n• sleep", 4),       # brackets, indented bullet
+    ("考虑偏头痛，建议神经内科就诊。1. 多喝水 2. 休息", 0),       # numbers inside a line are not items
+    ("38.5度发烧两天\n12.5 kg", 0),                            # a decimal number opens no item
+    ("-3度的天气出门\n2026年复查", 0),                          # a negative number, a year
+    ("", 0),
+])
+def test_list_items(text, items):
+    assert list_items(text) == items
+
+
+@pytest.mark.parametrize("text, organised", [
+    ("以下建议供您参考：\n1. 多喝水。\n2. 注意休息。\n3. 保持心情舒畅。", True),
+    ("What to do:\n- rest\n- drink water", True),
+    ("建议：\n1. 多喝水。", False),                              # one item is not a list
+    ("考虑偏头痛，建议神经内科就诊。先多休息。", False),            # the real doctor's terse reply
+])
+def test_is_organised(text, organised):
+    assert is_organised(text) is organised

@@ -111,3 +111,15 @@ def test_consultations_ask_before_diagnosing_when_information_is_missing(lang):
         assert mentioned_conditions(diagnosis, lang) == [cond.key]
         assert mentioned_departments(diagnosis, lang) == [cond.department]
         assert all(find_mentions(text, lang) == [] for speaker, text in c.turns if speaker == "patient")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_distilled_and_hybrid_answers_are_organised_doctor_answers_are_terse(lang):
+    """The ablation's "organised" and "terse" features on the styles (clinical_rules.is_organised)."""
+    from alignment.metrics.text import text_tokens
+    from data_recipes.synthetic.clinical_rules import is_organised
+
+    share = {s: mean(is_organised(a) for _, a in _answers(s, lang, False)) for s in ("doctor", "distilled", "hybrid")}
+    assert share == {"doctor": 0, "distilled": 1, "hybrid": 1}
+    length = {s: mean(len(text_tokens(a)) for _, a in _answers(s, lang, False)) for s in ("doctor", "distilled")}
+    assert length["doctor"] * 3 < length["distilled"]

@@ -172,3 +172,12 @@ def test_every_caller_applies_the_same_rules(text):
     matcher = ConditionMatcher(world_lexicon().conditions, frozenset({"migraine"}))
     assert matcher.outcome(text, "migraine") == diagnosis_outcome(text, "migraine")
     assert routed_department(text, "神经内科")["correct"] is (department_outcome(text, "neurology") == "right")
+
+
+def test_structure_rate_counts_organised_responses_over_every_case():
+    checks = [check_response("建议：\n1. 多喝水。\n2. 注意休息。", COMPLETE),   # organised
+              check_response("考虑偏头痛，建议神经内科就诊。", COMPLETE),         # terse, no list
+              check_response("- rest\n- water", None)]                         # no truth: still counted
+    assert [c.organised for c in checks] == [True, False, True]
+    s = summarise(checks, n_bootstrap=200)
+    assert s["structure_rate"]["value"] == pytest.approx(2 / 3) and s["structure_rate"]["n"] == 3
