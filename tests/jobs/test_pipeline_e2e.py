@@ -30,6 +30,7 @@ SMALL = [
     # an undertrained model's samples tie more often; 16 prompts left the reward model 8 pairs
     "stages.sample.config.max_prompts=40",
     "stages.sample.config.k=3",
+    "stages.sample.config.max_empty_fraction=0.1",   # one epoch on 240 rows: a few samples end at once
     "stages.sample.config.sampling.max_new_tokens=24",
     "stages.reward_model.config.optim.epochs=1",
     "stages.reward_model.config.max_length=160",
