@@ -23,7 +23,7 @@ figures. With 2 threads on a shared machine OpenMP's spin-waiting makes every fi
 ``OMP_WAIT_POLICY=PASSIVE`` (set before Python starts) steadies them. Packed pairs
 also time the bare loop without the block-diagonal mask (examples attend to each other: the
 cost of the mask). Without ``--data``/``--model`` it writes the quickstart data (600 synthetic
-consultations) and bootstraps the default tiny model into ``--workdir`` first.
+consultations, 1,500 SFT rows) and bootstraps the default tiny model into ``--workdir`` first.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def _prepare(workdir: Path) -> tuple[Path, Path]:
     data, boot = workdir / "data", workdir / "boot"
     medalign = [sys.executable, "-m", "medalign.cli"]
     if not (data / "sft" / "train.parquet").is_file():
-        subprocess.run(medalign + ["data", "build", "quickstart", "--synthetic", "600", "--out", str(data),
-                                   "--quiet"], check=True)
+        subprocess.run(medalign + ["data", "build", "quickstart", "outputs.sft.total=1500", "--synthetic", "600",
+                                   "--out", str(data), "--quiet"], check=True)
     if not (boot / "model" / "config.json").is_file():
         subprocess.run(medalign + ["bootstrap", "--data", str(data), "--out", str(boot)], check=True,
                        stdout=subprocess.DEVNULL)

@@ -29,9 +29,9 @@ def _problems(path, overrides=()) -> list[str]:
 
 def test_old_ppo_names_in_a_job_file_give_file_line_and_new_name(tmp_path):
     text = QUICKSTART.read_text(encoding="utf-8")
-    new = "optim: {learning_rate: 5.0e-4, critic_learning_rate: 5.0e-4}"
+    new = "optim: {learning_rate: 2.0e-4, critic_learning_rate: 2.0e-4}"
     assert new in text and "sampling: {max_new_tokens: 48" in text
-    text = text.replace(new, "optim: {lr: 5.0e-4, critic_lr: 5.0e-4}")
+    text = text.replace(new, "optim: {lr: 2.0e-4, critic_lr: 2.0e-4}")
     text = text.replace("sampling: {max_new_tokens: 48", "rollout: {max_new_tokens: 48")
     path = tmp_path / "old.yaml"
     path.write_text(text, encoding="utf-8")

@@ -69,14 +69,14 @@ def test_requested_equals_actual_per_component_source_and_origin(quickstart_buil
     _, report = quickstart_build
     sft = report["outputs"]["sft"]
     assert sft["total_requested"] == sft["total_actual"] == 400
-    assert [c["requested"] for c in sft["components"]] == [100, 120, 100, 60, 20]   # 0.25/0.3/0.25/0.15/0.05
+    assert [c["requested"] for c in sft["components"]] == [220, 120, 20, 20, 20]   # 0.55/0.3/0.05/0.05/0.05
     for section in report["outputs"].values():
         for c in section["components"]:
             assert c["actual"] == c["requested"] <= c["available"]
         for group in ("by_source", "by_origin"):
             for g in section[group].values():
                 assert g["actual"] == g["requested"] and g["actual_fraction"] == g["requested_fraction"]
-    assert sft["by_origin"]["distilled"]["requested_fraction"] == 0.5
+    assert sft["by_origin"]["distilled"]["requested_fraction"] == 0.1
     assert report["outputs"]["prompts"]["components"][0]["weight"] == {"count": "all", "upsample": False}
 
 

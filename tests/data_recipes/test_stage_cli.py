@@ -96,7 +96,7 @@ def test_cli_validate_build_stats_preview(recipe_corpus, tmp_path, capsys):
     assert main(["data", "preview", "quickstart", *var, "-n", "2", "--source", "doctor_dialogues"]) == 0
     text = capsys.readouterr().out
     assert "== source doctor_dialogues" in text and "-> sft/per_turn_examples #t0" in text
-    assert "-> prompts/final_turn_prompt" in text
+    assert "-> prompts/per_turn_prompts" in text
 
 
 def test_cli_reports_recipe_errors(tmp_path, capsys, write_recipe):

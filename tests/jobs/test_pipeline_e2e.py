@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 SMALL = [
     "stages.data.config.synthetic.n_consultations=200",
-    "stages.data.config.overrides=[outputs.sft.total=600]",
+    "stages.data.config.overrides=[outputs.sft.total=500]",   # the recipe's mix on 200 consultations
     "stages.sft.config.max_train_examples=240",
     "stages.sft.config.optim.epochs=1",
     "stages.sft.config.max_eval_examples=32",
@@ -30,6 +30,7 @@ SMALL = [
     # an undertrained model's samples tie more often; 16 prompts left the reward model 8 pairs
     "stages.sample.config.max_prompts=40",
     "stages.sample.config.k=3",
+    "stages.sample.config.max_empty_fraction=0.1",   # one epoch on 240 rows: a few samples end at once
     "stages.sample.config.sampling.max_new_tokens=24",
     "stages.reward_model.config.optim.epochs=1",
     "stages.reward_model.config.max_length=160",
