@@ -53,7 +53,8 @@ stages:
     config:
       recipe: {repo}/data_recipes/recipes/quickstart.yaml
       synthetic: {{n_consultations: 200, seed: 0, languages: [zh]}}
-      overrides: ["outputs.sft.total=300"]
+      # one prompt per consultation: the run this test was sized on (PPO's 4 steps see the same prompts)
+      overrides: ["outputs.sft.total=300", "outputs.prompts.mix.0.build=final_turn_prompt"]
   bootstrap:
     config:
       tokenizer: {{vocab_size: 512}}
