@@ -5,9 +5,10 @@ referee win rate whose 95% interval is above 0.5. This script measures, on one r
 (``runs/quickstart`` after ``make quickstart``), the figures that say why those targets are or are
 not within reach:
 
-1. Held-out judge pairs (the reward_model stage's own split) by what decided the judge's rating
-   (read from the local rubric judge's transcripts: ``accuracy`` = the pair differs in diagnosis /
-   department accuracy; ``coherence``; ``other`` = length band, advice, red flags, asking), scored
+1. Held-out judge pairs (the reward_model stage's own split) by what decided the rating, from the
+   local judge's rating function (:func:`judges.server.rubric.rate`) on each response and the
+   prompt's reference (``accuracy`` = the two differ in diagnosis / department accuracy;
+   ``coherence``; ``other`` = length band, advice, red flags, asking), scored
    by the job's reward model and, with no training at all, by the SFT model's mean log-likelihood
    of the response.
 2. Headroom on the eval cases (the eval stage's single-turn sets): the rubric's rating (the local
@@ -20,25 +21,20 @@ not within reach:
 
     .venv/bin/python benchmarks/reward_headroom.py runs/quickstart
 
-Needs the local judge's transcripts (``base_url: local``) for part 1's breakdown. CPU, ~1-2 min for
-the quickstart (2 threads). Figures move with the run: another machine's run gives other ones.
+With another judge than the local one, part 1's breakdown says what the local rubric would have
+weighed, not what that judge did. CPU, under a minute for the quickstart (2 threads). Figures move with the run: another machine's run gives other ones.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-CRITERIA = re.compile(r"Response ([AB]): accuracy ([\d.]+), doctor-likeness ([\d.]+), helpfulness ([\d.]+), "
-                      r"conciseness ([\d.]+), logical consistency ([\d.]+)")
-
 
 def stage_dir(run: Path, stage: str) -> Path:
     """The directory of ``stage`` in the job's last run, as its ``report.json`` records it (a run
@@ -52,24 +48,11 @@ def stage_dir(run: Path, stage: str) -> Path:
     return Path(entry["dir"])
 
 
-def deciding_criterion(transcripts: Path) -> dict[str, tuple[float, ...]]:
-    """Response id -> the rubric judge's criteria (accuracy, doctor, helpfulness, conciseness, coherence)."""
-    crit: dict[str, tuple[float, ...]] = {}
-    with open(transcripts, encoding="utf-8") as f:
-        for line in f:
-            t = json.loads(line)
-            for m in CRITERIA.finditer(t.get("completion") or ""):
-                crit[t["positions"][m.group(1)]] = tuple(float(x) for x in m.groups()[1:])
-    return crit
-
-
-def pair_kind(crit: dict, chosen_id: str, rejected_id: str) -> str:
-    if chosen_id not in crit or rejected_id not in crit:
-        return "unknown"
-    c, r = crit[chosen_id], crit[rejected_id]
-    if abs(c[0] - r[0]) > 1e-9:
+def pair_kind(chosen, rejected) -> str:
+    """What decided a judged pair, from the two responses' :class:`judges.server.rubric.Rating`."""
+    if abs(chosen.accuracy - rejected.accuracy) > 1e-9:
         return "accuracy"
-    return "coherence" if abs(c[4] - r[4]) > 1e-9 else "other"
+    return "coherence" if abs(chosen.coherence.score - rejected.coherence.score) > 1e-9 else "other"
 
 
 def mean_logprob(model, tokenizer, prompts: list[list[dict]], responses: list[str]) -> list[float]:
@@ -84,12 +67,15 @@ def heldout_breakdown(run: Path, lm, tokenizer) -> None:
     from alignment.models import load_reward_model
     from alignment.reward_scoring import score_responses
     from alignment.stages.reward_model import is_heldout
+    from judges.server.rubric import rate
 
-    judge, rm_dir = stage_dir(run, "judge"), stage_dir(run, "reward_model")
+    judge, rm_dir, data = stage_dir(run, "judge"), stage_dir(run, "reward_model"), stage_dir(run, "data")
     settings = json.loads((rm_dir / "reward_stats.json").read_text(encoding="utf-8"))["settings"]
-    crit = deciding_criterion(judge / "transcripts.jsonl")
+    prompts_file = data / "prompts" / "train.parquet"
+    refs = {r.prompt_id: (r.reference, r.language or "zh") for r in pd.read_parquet(prompts_file).itertuples()}
     pairs = [p for _, p in pd.read_parquet(judge / "pairs.parquet").iterrows()
              if is_heldout(p.prompt_id, settings["heldout_fraction"])]
+    kinds = [pair_kind(rate(p.chosen, *refs[p.prompt_id]), rate(p.rejected, *refs[p.prompt_id])) for p in pairs]
     prompts = [list(p.messages) for p in pairs]
     rm = load_reward_model(str(rm_dir / "model"), "reward_model", device="cpu", dtype="float32")
     scorers = {"reward model": lambda rs: score_responses(rm, tokenizer, prompts, rs, 32, 256, False),
@@ -99,9 +85,9 @@ def heldout_breakdown(run: Path, lm, tokenizer) -> None:
     for name, score in scorers.items():
         chosen, rejected = score([p.chosen for p in pairs]), score([p.rejected for p in pairs])
         hits: dict[str, list[float]] = defaultdict(list)
-        for p, c, r in zip(pairs, chosen, rejected):
+        for kind, c, r in zip(kinds, chosen, rejected):
             outcome = 1.0 if c > r else 0.5 if c == r else 0.0
-            hits[pair_kind(crit, p.chosen_id, p.rejected_id)].append(outcome)
+            hits[kind].append(outcome)
             hits["all"].append(outcome)
         cells = [f"{sum(v) / len(v):.2f} (n={len(v)})".rjust(16) if (v := hits.get(k)) else "-".rjust(16)
                  for k in ("accuracy", "coherence", "other", "all")]
