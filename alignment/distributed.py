@@ -220,11 +220,27 @@ def _child_main(argv: list[str] | None = None) -> int:
     cfg = module.Config.model_validate_json((launch / "config.json").read_text(encoding="utf-8"))
     inputs = json.loads((launch / "inputs.json").read_text(encoding="utf-8"))
     ctx = StageContext(job=a.job, stage=a.stage, seed=a.seed, device=a.device, progress=rank() == 0)
-    metrics = module.run(cfg, inputs, Path(a.out), ctx)
-    if is_main_process():
-        metrics = {**metrics, "world_size": world_size()}
-        (launch / "metrics.json").write_text(json.dumps(metrics, default=float), encoding="utf-8")
+    try:
+        metrics = module.run(cfg, inputs, Path(a.out), ctx)
+        if is_main_process():
+            metrics = {**metrics, "world_size": world_size()}
+            (launch / "metrics.json").write_text(json.dumps(metrics, default=float), encoding="utf-8")
+    finally:
+        _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    """Destroy the process group the stage joined (the trainer's or PPO's) before Python exits.
+
+    Left to interpreter teardown, gloo's worker threads can still be alive when their C++ objects
+    are destroyed, and a rank dies with "terminate called without an active exception" (SIGABRT)
+    after its work is done: seen once in CI on the 2-rank SFT test (pytorch/pytorch#190489).
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
