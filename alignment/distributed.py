@@ -226,11 +226,11 @@ def _child_main(argv: list[str] | None = None) -> int:
             metrics = {**metrics, "world_size": world_size()}
             (launch / "metrics.json").write_text(json.dumps(metrics, default=float), encoding="utf-8")
     finally:
-        _leave_process_group()
+        leave_process_group()
     return 0
 
 
-def _leave_process_group() -> None:
+def leave_process_group() -> None:
     """Destroy the process group the stage joined (the trainer's or PPO's) before Python exits.
 
     Left to interpreter teardown, gloo's worker threads can still be alive when their C++ objects

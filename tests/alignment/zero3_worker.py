@@ -19,20 +19,23 @@ from pathlib import Path
 def main() -> None:
     import torch
 
-    from alignment.distributed import is_main_process, world_size
+    from alignment.distributed import is_main_process, leave_process_group, world_size
     from medalign.registry import stage_module
     from medalign.stage import StageContext
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
-    for run in json.loads(sys.argv[1]):
-        module = stage_module(run["stage"])
-        cfg = module.Config.model_validate(run["config"])
-        ctx = StageContext(stage=run["stage"], seed=0, progress=False)
-        metrics = module.run(cfg, run["inputs"], Path(run["out"]), ctx)
-        if is_main_process():
-            metrics = {**metrics, "world_size": world_size()}
-            (Path(run["out"]) / "stage_metrics.json").write_text(json.dumps(metrics, default=float))
+    try:
+        for run in json.loads(sys.argv[1]):
+            module = stage_module(run["stage"])
+            cfg = module.Config.model_validate(run["config"])
+            ctx = StageContext(stage=run["stage"], seed=0, progress=False)
+            metrics = module.run(cfg, run["inputs"], Path(run["out"]), ctx)
+            if is_main_process():
+                metrics = {**metrics, "world_size": world_size()}
+                (Path(run["out"]) / "stage_metrics.json").write_text(json.dumps(metrics, default=float))
+    finally:
+        leave_process_group()
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ def one_update(cfg: PPOConfig, inputs: dict, out: Path, dist) -> None:
 
 
 def main() -> None:
+    from alignment.distributed import leave_process_group
     from alignment.rl.parallel import init_distributed
     from alignment.rl.ppo_config import PPOConfig
     from alignment.stages import ppo
@@ -69,18 +70,21 @@ def main() -> None:
     torch.set_num_threads(1)
     dist = init_distributed()
     ctx = StageContext(seed=0, progress=False, logger=logging.getLogger("worker"))
-    for mode in json.loads(sys.argv[4]):
-        cfg = PPOConfig.model_validate({**base, "distributed": {"deepspeed": mode}})
-        out = root / mode
-        out.mkdir(parents=True, exist_ok=True)
-        one_update(cfg, inputs, out, dist)
-        stage_cfg = cfg.model_copy(update={"whiten_advantages": True})
-        result = ppo.run(stage_cfg, inputs, out / "stage", ctx)
-        if mode != "none":
-            ppo.run(stage_cfg, inputs, out / "resumed", ctx, stop_after=1)
-            ppo.run(stage_cfg, inputs, out / "resumed", ctx)
-        if dist.is_main:
-            (out / "stage_metrics.json").write_text(json.dumps(result))
+    try:
+        for mode in json.loads(sys.argv[4]):
+            cfg = PPOConfig.model_validate({**base, "distributed": {"deepspeed": mode}})
+            out = root / mode
+            out.mkdir(parents=True, exist_ok=True)
+            one_update(cfg, inputs, out, dist)
+            stage_cfg = cfg.model_copy(update={"whiten_advantages": True})
+            result = ppo.run(stage_cfg, inputs, out / "stage", ctx)
+            if mode != "none":
+                ppo.run(stage_cfg, inputs, out / "resumed", ctx, stop_after=1)
+                ppo.run(stage_cfg, inputs, out / "resumed", ctx)
+            if dist.is_main:
+                (out / "stage_metrics.json").write_text(json.dumps(result))
+    finally:
+        leave_process_group()
 
 
 if __name__ == "__main__":
