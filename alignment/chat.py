@@ -62,6 +62,14 @@ def check_messages(messages: Any, where: str = "messages") -> list[dict[str, str
     return turns
 
 
+def conversation_key(messages: list[dict[str, str]]) -> str:
+    """A string that is equal for two conversations with the same turns (checked ones, see
+    :func:`check_messages`): the ppo stage deduplicates its prompts by it."""
+    import json
+
+    return json.dumps(messages, ensure_ascii=False, sort_keys=True)
+
+
 def prompt_text(tokenizer, messages: list[dict[str, str]]) -> str:
     """The chat-template text of a prompt (history ending with a user turn) + the assistant header."""
     if messages[-1]["role"] != "user":

@@ -41,7 +41,7 @@ def load_prompts(path: Path, max_prompts: int | None, quarantine: Path) -> tuple
     """
     import pandas as pd
 
-    from alignment.chat import check_messages
+    from alignment.chat import check_messages, conversation_key
 
     if not path.is_file():
         raise FileNotFoundError(f"ppo: prompts file {path} not found (the data stage writes "
@@ -61,7 +61,7 @@ def load_prompts(path: Path, max_prompts: int | None, quarantine: Path) -> tuple
         except ValueError as e:
             bad.append({"file": str(path), "row": row, "prompt_id": pid, "reason": str(e)})
             continue
-        key = json.dumps(messages, ensure_ascii=False, sort_keys=True)
+        key = conversation_key(messages)
         if key in seen:
             duplicates += 1
             continue
