@@ -15,11 +15,11 @@ Everything else is the job's: the ppo stage's resolved config and inputs (SFT po
 as critic, prompts) from its manifest, with ``steps`` and ``batch_size`` replaced; then the job's
 eval stage (its config, the SFT baseline, the same 200 held-out cases at temperature 0.7) on the new
 policy. ``--ask-weight W`` adds a row with the perfect reward plus W for a response that asks (the
-evaluation's asking rule), the reward a team would try to keep asking up. The perfect reward is
+evaluation's asking rule), the reward a team would try to keep asking up (repeatable). The perfect reward is
 standardised with the judge's scores of the SFT model's samples (the judge stage's
 ``scores.parquet``), as the reward model's scores are with ``reward_stats.json``.
 
-    .venv/bin/python benchmarks/ppo_reward_ceiling.py runs/quickstart --budget 60x32 --ask-weight 0.5
+    .venv/bin/python benchmarks/ppo_reward_ceiling.py runs/quickstart --budget 60x32 --ask-weight 0.5 --ask-weight 1
 
 Prints one row per run (reward, budget, PPO's final KL and wall time, the six clinical figures,
 the referee win rate with its interval) and writes them to ``OUT/ceiling.json``; the runs' stage
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", type=Path, help="a finished job's run directory (runs/quickstart)")
     p.add_argument("--budget", type=parse_budget, action="append", default=[],
                    help="STEPSxROLLOUTS to run besides the job's own budget (repeatable)")
-    p.add_argument("--ask-weight", type=float, default=None,
-                   help="also run the perfect reward + this much for asking, at the largest budget")
+    p.add_argument("--ask-weight", type=float, action="append", default=[],
+                   help="also run the perfect reward + this much for asking, at the largest budget (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="where the runs go (default RUN/../reward_ceiling)")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
@@ -136,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     own = (ppo_man["config"]["steps"], ppo_man["config"]["batch_size"])
     budgets = [own] + [b for b in a.budget if b != own]
     runs = [(name, fn, b) for b in budgets for name, fn in (("reward model", None), ("perfect (judge rubric)", perfect))]
-    if a.ask_weight:
-        runs.append((f"perfect + {a.ask_weight:g} x asks", RubricReward.from_prompts(prompts, mean, std, a.ask_weight),
-                     max(budgets, key=lambda b: b[0] * b[1])))
+    largest = max(budgets, key=lambda b: b[0] * b[1])
+    runs += [(f"perfect + {w:g} x asks", RubricReward.from_prompts(prompts, mean, std, w), largest)
+             for w in a.ask_weight]
     print(f"run {a.run} (ppo {ppo_dir.name}, eval {eval_dir.name}); perfect reward standardised with the judge's "
           f"SFT-sample scores: mean {mean:.2f}, std {std:.2f}")
     print(f"{'reward':22s} {'budget':>8s} {'KL':>6s} {'ppo s':>6s} " + " ".join(
@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         + "  referee win rate [95% CI]   (clinical: policy/SFT)")
     rows = []
     for name, fn, (steps, rollouts) in runs:
-        slug = f"{name.split()[0]}{'-ask' if 'asks' in name else ''}-{steps}x{rollouts}"
+        slug = f"{name.split()[0]}-{name.split()[2]}ask" if "asks" in name else name.split()[0]
+        slug = f"{slug}-{steps}x{rollouts}"
         shutil.rmtree(out / slug, ignore_errors=True)   # measure afresh: no resume from an earlier run
         row = run_one(name, fn, steps, rollouts, ppo_man, eval_man, out / slug)
         rows.append(row)
