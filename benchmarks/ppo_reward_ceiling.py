@@ -70,8 +70,10 @@ def judge_score_stats(judge: Path) -> tuple[float, float]:
     return float(scores.mean()), float(scores.std())
 
 
-def run_one(name: str, reward_fn, steps: int, rollouts: int, ppo_man: dict, eval_man: dict, out: Path) -> dict:
-    """Train PPO (the job's config at ``steps`` x ``rollouts``), evaluate it as the job does; one row."""
+def run_one(name: str, reward_fn, steps: int, rollouts: int, ppo_man: dict, eval_man: dict, out: Path,
+            seed: int | None = None) -> dict:
+    """Train PPO (the job's config at ``steps`` x ``rollouts``; ``seed``: PPO's seed instead of the job's),
+    evaluate it as the job does; one row."""
     from alignment.rl.ppo_config import PPOConfig
     from alignment.stages import eval as eval_stage
     from alignment.stages import ppo
@@ -79,6 +81,8 @@ def run_one(name: str, reward_fn, steps: int, rollouts: int, ppo_man: dict, eval
 
     log = logging.getLogger("ppo_reward_ceiling")
     config = {**ppo_man["config"], "steps": steps, "batch_size": rollouts}
+    if seed is not None:
+        config["seed"] = seed
     if rollouts % config["mini_batch_size"]:
         config["mini_batch_size"] = rollouts
     inputs = {k: v["path"] for k, v in ppo_man["inputs"].items()}
@@ -92,7 +96,8 @@ def run_one(name: str, reward_fn, steps: int, rollouts: int, ppo_man: dict, eval
     ev = eval_stage.run(eval_stage.Config.model_validate(eval_man["config"]), eval_inputs, out / "eval",
                         StageContext(job="ppo_reward_ceiling", stage="eval", seed=eval_man["seed"],
                                      progress=False, logger=log))
-    row = {"reward": name, "steps": steps, "rollouts_per_step": rollouts, "ppo_s": round(ppo_s, 1),
+    row = {"reward": name, "steps": steps, "rollouts_per_step": rollouts, "seed": ppo_man["seed"] if seed is None else seed,
+           "ppo_s": round(ppo_s, 1),
            "kl_last": metrics.get("kl_last"), "referee_win_rate": ev.get("referee_win_rate"),
            "referee_win_rate_ci": ev.get("referee_win_rate_ci")}
     for key in CLINICAL:
@@ -117,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="STEPSxROLLOUTS to run besides the job's own budget (repeatable)")
     p.add_argument("--ask-weight", type=float, action="append", default=[],
                    help="also run the perfect reward + this much for asking, at the largest budget (repeatable)")
+    p.add_argument("--ask-only", action="store_true",
+                   help="run only the --ask-weight rows (at the largest --budget)")
+    p.add_argument("--seed", type=int, default=None, help="PPO's seed (default: the job's)")
     p.add_argument("--out", type=Path, default=None, help="where the runs go (default RUN/../reward_ceiling)")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
@@ -135,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     perfect = RubricReward.from_prompts(prompts, mean, std)
     own = (ppo_man["config"]["steps"], ppo_man["config"]["batch_size"])
     budgets = [own] + [b for b in a.budget if b != own]
-    runs = [(name, fn, b) for b in budgets for name, fn in (("reward model", None), ("perfect (judge rubric)", perfect))]
+    runs = [] if a.ask_only else [(name, fn, b) for b in budgets
+                                  for name, fn in (("reward model", None), ("perfect (judge rubric)", perfect))]
     largest = max(budgets, key=lambda b: b[0] * b[1])
     runs += [(f"perfect + {w:g} x asks", RubricReward.from_prompts(prompts, mean, std, w), largest)
              for w in a.ask_weight]
@@ -147,13 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, fn, (steps, rollouts) in runs:
         slug = f"{name.split()[0]}-{name.split()[2]}ask" if "asks" in name else name.split()[0]
-        slug = f"{slug}-{steps}x{rollouts}"
+        slug = f"{slug}-{steps}x{rollouts}" + ("" if a.seed is None else f"-seed{a.seed}")
         shutil.rmtree(out / slug, ignore_errors=True)   # measure afresh: no resume from an earlier run
-        row = run_one(name, fn, steps, rollouts, ppo_man, eval_man, out / slug)
+        row = run_one(name, fn, steps, rollouts, ppo_man, eval_man, out / slug, a.seed)
         rows.append(row)
         print(fmt(row), flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ceiling.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    name = "ceiling" + ("-ask" if a.ask_only else "") + ("" if a.seed is None else f"-seed{a.seed}") + ".json"
+    (out / name).write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return 0
 
 
