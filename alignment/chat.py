@@ -16,6 +16,7 @@ after ``<|im_end|>`` and the ``<|im_start|>assistant\\n`` header are context, no
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 IM_START = "<|im_start|>"
@@ -65,8 +66,6 @@ def check_messages(messages: Any, where: str = "messages") -> list[dict[str, str
 def conversation_key(messages: list[dict[str, str]]) -> str:
     """A string that is equal for two conversations with the same turns (checked ones, see
     :func:`check_messages`): the ppo stage deduplicates its prompts by it."""
-    import json
-
     return json.dumps(messages, ensure_ascii=False, sort_keys=True)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from alignment.chat import conversation_key
+from alignment.chat import check_messages, conversation_key
 from alignment.rl.reward_fn import asks_a_question
 
 __all__ = ["RubricReward"]
@@ -48,8 +48,6 @@ class RubricReward:
         no score (``__call__`` raises) rather than a made-up one.
         """
         import pandas as pd
-
-        from alignment.chat import check_messages
 
         references: dict[str, tuple[str, str]] = {}
         for row in pd.read_parquet(prompts_file).to_dict("records"):
