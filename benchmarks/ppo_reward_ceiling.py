@@ -143,19 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     perfect = RubricReward.from_prompts(prompts, mean, std)
     own = (ppo_man["config"]["steps"], ppo_man["config"]["batch_size"])
     budgets = [own] + [b for b in a.budget if b != own]
-    runs = [] if a.ask_only else [(name, fn, b) for b in budgets
-                                  for name, fn in (("reward model", None), ("perfect (judge rubric)", perfect))]
+    # (row name, directory name, reward function (None: the job's reward model), budget)
+    runs = [] if a.ask_only else [(name, slug, fn, b) for b in budgets for name, slug, fn in (
+        ("reward model", "reward", None), ("perfect (judge rubric)", "perfect", perfect))]
     largest = max(budgets, key=lambda b: b[0] * b[1])
-    runs += [(f"perfect + {w:g} x asks", RubricReward.from_prompts(prompts, mean, std, w), largest)
-             for w in a.ask_weight]
+    runs += [(f"perfect + {w:g} x asks", f"perfect-{w:g}ask", RubricReward.from_prompts(prompts, mean, std, w),
+              largest) for w in a.ask_weight]
     print(f"run {a.run} (ppo {ppo_dir.name}, eval {eval_dir.name}); perfect reward standardised with the judge's "
           f"SFT-sample scores: mean {mean:.2f}, std {std:.2f}")
     print(f"{'reward':22s} {'budget':>8s} {'KL':>6s} {'ppo s':>6s} " + " ".join(
         f"{k.replace('_accuracy', '').replace('_when_missing', ''):>10s}" for k in CLINICAL)
         + "  referee win rate [95% CI]   (clinical: policy/SFT)")
     rows = []
-    for name, fn, (steps, rollouts) in runs:
-        slug = f"{name.split()[0]}-{name.split()[2]}ask" if "asks" in name else name.split()[0]
+    for name, slug, fn, (steps, rollouts) in runs:
         slug = f"{slug}-{steps}x{rollouts}" + ("" if a.seed is None else f"-seed{a.seed}")
         shutil.rmtree(out / slug, ignore_errors=True)   # measure afresh: no resume from an earlier run
         row = run_one(name, fn, steps, rollouts, ppo_man, eval_man, out / slug, a.seed)

@@ -22,7 +22,8 @@ not within reach:
     .venv/bin/python benchmarks/reward_headroom.py runs/quickstart
 
 With another judge than the local one, part 1's breakdown says what the local rubric would have
-weighed, not what that judge did. CPU, under a minute for the quickstart (2 threads). Figures move with the run: another machine's run gives other ones.
+weighed, not what that judge did. CPU, under a minute for the quickstart (2 threads). Figures move
+with the run: another machine's run gives other ones.
 """
 
 from __future__ import annotations
